@@ -1,0 +1,67 @@
+"""The ``ctgo-webhooks`` command: one entry point for everything an operator runs.
+
+Each area registers its own subcommands (``register(subparsers)``) and
+handlers are coroutines taking the parsed arguments and a :class:`Context`.
+Exit codes: 0 done, 1 nothing matched, 2 bad arguments or refused input,
+3 the database or another dependency failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from app import __version__, logs
+from app.cli import admin, outbox, runtime, sync
+from app.cli.output import Context, fail
+from app.errors import ConfigError, CtgoError, DatabaseError, InvalidInput, NotFound
+from app.settings import Settings
+
+AREAS = (admin, runtime, sync, outbox)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctgo-webhooks",
+        description="Catch The Good Ones lead webhooks: API, worker and tools.",
+        epilog="Settings come from environment variables; "
+        "'ctgo-webhooks settings' lists them with their defaults.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for area in AREAS:
+        area.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+    ctx = Context(settings=settings, json=getattr(args, "json", False))
+    try:
+        return int(asyncio.run(args.handler(args, ctx)) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except InvalidInput as exc:
+        return fail(ctx, "invalid_input", str(exc), 2)
+    except NotFound as exc:
+        return fail(ctx, "not_found", str(exc), 1)
+    except DatabaseError as exc:
+        structlog.get_logger(__name__).error("command_failed", error=str(exc))
+        return fail(ctx, "database_error", str(exc), 3)
+    except CtgoError as exc:
+        return fail(ctx, "error", str(exc), 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

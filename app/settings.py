@@ -1,0 +1,156 @@
+"""Service configuration: one typed object, read from the environment once.
+
+Every setting is an environment variable of the same name in upper case.
+A value that does not parse stops start-up with a
+:class:`~app.errors.ConfigError` naming the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_networks(raw: str) -> tuple[Network, ...]:
+    parts = [part.strip() for part in raw.replace(";", ",").split(",")]
+    try:
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+    except ValueError as exc:
+        raise ValueError(f"expected comma-separated CIDRs ({exc})") from exc
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if value <= 0:  # type: ignore[operator]
+            raise ValueError("expected a number above zero")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the API, the worker and the CLI can be told from outside."""
+
+    database_url: str | None = _setting(
+        None, str, "PostgreSQL URL; unset starts the embedded PostgreSQL"
+    )
+    data_dir: Path = _setting(
+        PROJECT_ROOT / ".data", Path, "Folder for the embedded PostgreSQL"
+    )
+    host: str = _setting("127.0.0.1", str, "Address the API listens on")
+    port: int = _setting(8000, _positive(int), "Port the API listens on")
+    log_format: str = _setting(
+        "auto",
+        _choice("auto", "json", "console"),
+        "json, console, or auto (console on a terminal)",
+    )
+    log_level: str = _setting(
+        "info", _choice("debug", "info", "warning", "error"), "Lowest level logged"
+    )
+    allow_http_targets: bool = _setting(
+        False, _parse_bool, "Accept plain http:// target URLs (local development)"
+    )
+    allowed_target_networks: tuple[Network, ...] = _setting(
+        (), _parse_networks, "CIDRs exempt from the private-address rule"
+    )
+    max_leads_per_body: int = _setting(
+        100, _positive(int), "Most leads in one webhook body"
+    )
+    max_body_bytes: int = _setting(
+        1024 * 1024, _positive(int), "Most bytes in one webhook body"
+    )
+    worker_concurrency: int = _setting(
+        10, _positive(int), "Deliveries one worker process runs at once"
+    )
+    connect_timeout: float = _setting(
+        5.0, _positive(float), "Seconds to connect to a receiver"
+    )
+    delivery_deadline: float = _setting(
+        30.0, _positive(float), "Hard limit in seconds on one delivery attempt"
+    )
+    retry_base_delay: float = _setting(
+        20.0, _positive(float), "Seconds before the first retry (jittered ±50%)"
+    )
+    retry_max_delay: float = _setting(
+        4 * 3600.0, _positive(float), "Longest wait in seconds between two attempts"
+    )
+    retry_window: float = _setting(
+        3 * 86400.0,
+        _positive(float),
+        "Seconds a row is retried before it is dead",
+    )
+    retry_after_max: float = _setting(
+        3600.0, _positive(float), "Longest Retry-After in seconds that is honoured"
+    )
+    sweep_interval: float = _setting(
+        10.0,
+        _positive(float),
+        "Seconds between two sweeps for stalled or job-less rows",
+    )
+    poll_interval: float = _setting(
+        1.0, _positive(float), "Seconds between two polls for scheduled jobs"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (the process environment)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            name = spec.name.upper()
+            raw = environ.get(name)
+            if raw is None or (raw == "" and spec.name == "database_url"):
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from exc
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) for every setting, for --help texts."""
+        rows = []
+        for spec in fields(cls):
+            default = spec.default
+            if isinstance(default, tuple):
+                default = ",".join(str(item) for item in default) or "(empty)"
+            rows.append((spec.name.upper(), str(default), spec.metadata["doc"]))
+        return rows

@@ -1,0 +1,26 @@
+-- name: create_workspace
+-- Create a workspace (one customer of ours).
+INSERT INTO workspaces (name) VALUES (%(name)s)
+RETURNING id, name, created_at;
+
+-- name: workspace_exists
+SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = %(workspace_id)s) AS exists;
+
+-- name: create_api_key
+-- Store a new key by its hash; the key itself is never stored.
+INSERT INTO api_keys (workspace_id, prefix, key_hash)
+VALUES (%(workspace_id)s, %(prefix)s, %(key_hash)s)
+RETURNING id, workspace_id, prefix, created_at;
+
+-- name: revoke_api_key
+-- Revoke by full key hash or by prefix; already revoked keys stay as they are.
+UPDATE api_keys
+   SET revoked_at = coalesce(revoked_at, now())
+ WHERE key_hash = %(key_hash)s OR prefix = %(prefix)s
+RETURNING id, workspace_id, prefix, revoked_at;
+
+-- name: authenticate_api_key
+-- The workspace of a live key, found by the hash of the presented key.
+SELECT k.workspace_id, k.prefix
+  FROM api_keys AS k
+ WHERE k.key_hash = %(key_hash)s AND k.revoked_at IS NULL;

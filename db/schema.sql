@@ -1,0 +1,370 @@
+-- The reference schema: what a database holds after every migration in
+-- db/migrations/ (after Procrastinate's own schema). tests/test_schema.py
+-- proves the two agree; change both together.
+
+
+-- A workspace is one customer of ours (a tenant).
+CREATE TABLE workspaces (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Keys are random and long, so one SHA-256 is a sound hash: nothing to
+-- brute-force, and lookups stay a single index probe. The prefix is shown
+-- to operators and is safe to log.
+CREATE TABLE api_keys (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workspace_id bigint NOT NULL REFERENCES workspaces (id),
+    prefix text NOT NULL UNIQUE,
+    key_hash bytea NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+
+CREATE INDEX api_keys_workspace ON api_keys (workspace_id);
+
+-- A subscription is never deleted: unsubscribing keeps the row (and its id)
+-- for the outbox history. At most one live row per (workspace, target URL).
+CREATE TABLE subscriptions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workspace_id bigint NOT NULL REFERENCES workspaces (id),
+    target_url text NOT NULL CHECK (length(target_url) <= 2048),
+    filter_config jsonb NOT NULL DEFAULT '{}'
+        CHECK (jsonb_typeof(filter_config) = 'object'),
+    secret text NOT NULL,
+    state text NOT NULL DEFAULT 'active'
+        CHECK (state IN ('active', 'disabled', 'unsubscribed')),
+    state_reason text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    state_changed_at timestamptz,
+    UNIQUE (id, workspace_id)
+);
+
+CREATE UNIQUE INDEX subscriptions_live_target
+    ON subscriptions (workspace_id, target_url)
+    WHERE state <> 'unsubscribed';
+
+-- One sync run of one workspace. 'open' while the sync job adds leads;
+-- ctgo_complete_sync() turns it 'completed' exactly once.
+CREATE TABLE syncs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workspace_id bigint NOT NULL REFERENCES workspaces (id),
+    state text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'completed')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    lead_count integer,
+    outbox_count integer,
+    UNIQUE (id, workspace_id)
+);
+
+-- A lead is found once per workspace: lead_id is the platform's stable id.
+CREATE TABLE leads (
+    workspace_id bigint NOT NULL,
+    lead_id text NOT NULL CHECK (length(lead_id) BETWEEN 1 AND 200),
+    sync_id bigint NOT NULL,
+    stream_id bigint NOT NULL,
+    account_id bigint NOT NULL,
+    source_type text NOT NULL CHECK (source_type IN ('follower', 'liker')),
+    feedback_status text CHECK (feedback_status IN ('good', 'bad')),
+    match_confidence text NOT NULL
+        CHECK (match_confidence IN ('high', 'medium', 'low')),
+    handle text NOT NULL,
+    display_name text,
+    profile_url text,
+    bio text,
+    followers bigint CHECK (followers >= 0),
+    discovered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workspace_id, lead_id),
+    FOREIGN KEY (sync_id, workspace_id) REFERENCES syncs (id, workspace_id)
+);
+
+CREATE INDEX leads_sync ON leads (sync_id);
+CREATE INDEX leads_recent ON leads (workspace_id, discovered_at DESC);
+
+-- One webhook body for one subscription: the exact bytes POSTed on every
+-- attempt and replay, under a webhook_id that never changes.
+--
+-- state: pending (waiting for its next attempt), delivering (an attempt holds
+-- the lease), delivered, dead (retry window over), cancelled (unsubscribed),
+-- held (subscription disabled; released when it is enabled again).
+CREATE TABLE outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    webhook_id text NOT NULL UNIQUE
+        DEFAULT 'msg_' || replace(gen_random_uuid()::text, '-', ''),
+    workspace_id bigint NOT NULL,
+    subscription_id bigint NOT NULL,
+    sync_id bigint NOT NULL,
+    chunk_no integer NOT NULL,
+    lead_count integer NOT NULL,
+    body bytea NOT NULL,
+    state text NOT NULL DEFAULT 'pending' CHECK (
+        state IN ('pending', 'delivering', 'delivered', 'dead', 'cancelled', 'held')
+    ),
+    attempt_count integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    window_started_at timestamptz NOT NULL DEFAULT now(),
+    lease_token uuid,
+    lease_until timestamptz,
+    last_status_code integer,
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    UNIQUE (sync_id, subscription_id, chunk_no),
+    FOREIGN KEY (subscription_id, workspace_id)
+        REFERENCES subscriptions (id, workspace_id),
+    FOREIGN KEY (sync_id, workspace_id) REFERENCES syncs (id, workspace_id)
+);
+
+CREATE INDEX outbox_open_by_subscription ON outbox (subscription_id)
+    WHERE state IN ('pending', 'delivering', 'held');
+CREATE INDEX outbox_due ON outbox (next_attempt_at)
+    WHERE state IN ('pending', 'delivering');
+CREATE INDEX outbox_by_workspace ON outbox (workspace_id, created_at DESC);
+CREATE INDEX outbox_by_state ON outbox (state, created_at DESC);
+
+-- Every attempt, kept with its row.
+CREATE TABLE delivery_attempts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    outbox_id bigint NOT NULL REFERENCES outbox (id),
+    attempt_no integer NOT NULL,
+    started_at timestamptz NOT NULL,
+    duration_ms integer NOT NULL,
+    outcome text NOT NULL,
+    status_code integer,
+    error text,
+    response_excerpt text,
+    location text,
+    next_attempt_at timestamptz
+);
+
+CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, attempt_no);
+
+-- On-call replays: who asked, why, and which rows were touched.
+CREATE TABLE outbox_replays (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    requested_by text NOT NULL,
+    reason text NOT NULL CHECK (length(reason) > 0),
+    forced boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE outbox_replay_rows (
+    replay_id bigint NOT NULL REFERENCES outbox_replays (id),
+    outbox_id bigint NOT NULL REFERENCES outbox (id),
+    previous_state text NOT NULL,
+    PRIMARY KEY (replay_id, outbox_id)
+);
+
+CREATE INDEX outbox_replay_rows_outbox ON outbox_replay_rows (outbox_id);
+
+-- A lead as delivered: exactly these keys, camelCase, in this order.
+CREATE FUNCTION ctgo_lead_payload(l leads) RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT json_build_object(
+        'id', l.lead_id,
+        'syncId', l.sync_id,
+        'streamId', l.stream_id,
+        'accountId', l.account_id,
+        'sourceType', l.source_type,
+        'feedbackStatus', l.feedback_status,
+        'matchConfidence', l.match_confidence,
+        'handle', l.handle,
+        'displayName', l.display_name,
+        'profileUrl', l.profile_url,
+        'bio', l.bio,
+        'followers', l.followers,
+        'discoveredAt', to_char(
+            l.discovered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        )
+    )::text
+$$;
+
+-- An integer filter value from a stored filterConfig: NULL means "any".
+-- Anything that is not a positive integer (old or hand-edited rows) yields
+-- -1, which no lead carries, so a broken filter matches nothing.
+CREATE FUNCTION ctgo_filter_id(value jsonb) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN value IS NULL OR jsonb_typeof(value) = 'null' THEN NULL
+        WHEN jsonb_typeof(value) = 'number' AND value::text ~ '^[1-9][0-9]{0,17}$'
+            THEN value::text::bigint
+        WHEN jsonb_typeof(value) = 'string' AND value #>> '{}' ~ '^[1-9][0-9]{0,17}$'
+            THEN (value #>> '{}')::bigint
+        ELSE -1
+    END
+$$;
+
+-- Queue one delivery job per outbox row, at p_run_at (NULL: now). A row that
+-- already has a queued job keeps it, moved earlier if p_run_at is earlier.
+-- Returns how many jobs were queued or moved.
+CREATE FUNCTION ctgo_enqueue_deliveries(
+    p_outbox_ids bigint[],
+    p_run_at timestamptz DEFAULT NULL
+) RETURNS integer
+    LANGUAGE sql
+AS $$
+    WITH queued AS (
+        INSERT INTO procrastinate_jobs
+            (queue_name, task_name, queueing_lock, args, scheduled_at)
+        SELECT 'deliveries', 'deliver', 'outbox:' || outbox_id,
+               jsonb_build_object('outbox_id', outbox_id), p_run_at
+        FROM unnest(p_outbox_ids) AS outbox_id
+        ON CONFLICT (queueing_lock) WHERE status = 'todo'
+        DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at
+            WHERE procrastinate_jobs.scheduled_at IS NOT NULL
+              AND (EXCLUDED.scheduled_at IS NULL
+                   OR EXCLUDED.scheduled_at < procrastinate_jobs.scheduled_at)
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM queued
+$$;
+
+-- Complete a sync: fan its leads out to every matching subscription of the
+-- workspace as outbox rows of at most p_max_leads leads and p_max_bytes
+-- bytes, and queue their delivery jobs. Call it in the transaction that
+-- inserted the leads. Completing a completed sync changes nothing and
+-- returns already_completed = true.
+--
+-- Chunking by size: with L the largest lead (plus its comma), a lead starts
+-- a new chunk when the bytes before it cross a multiple of
+-- p_max_bytes - 2 - L; no chunk can then exceed p_max_bytes, brackets
+-- included, and chunks are formed in one set-based pass.
+CREATE FUNCTION ctgo_complete_sync(
+    p_sync_id bigint,
+    p_max_leads integer DEFAULT 100,
+    p_max_bytes integer DEFAULT 1048576
+) RETURNS TABLE (
+    sync_id bigint,
+    lead_count integer,
+    outbox_count integer,
+    already_completed boolean
+)
+    LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_sync syncs%ROWTYPE;
+    v_leads integer;
+    v_largest integer;
+    v_budget bigint;
+    v_rows integer;
+    v_due bigint[];
+BEGIN
+    SELECT * INTO v_sync FROM syncs AS s WHERE s.id = p_sync_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sync % does not exist', p_sync_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_sync.state = 'completed' THEN
+        RETURN QUERY SELECT v_sync.id, v_sync.lead_count, v_sync.outbox_count, true;
+        RETURN;
+    END IF;
+
+    SELECT count(*), coalesce(max(octet_length(ctgo_lead_payload(l))), 0) + 1
+        INTO v_leads, v_largest
+        FROM leads AS l WHERE l.sync_id = p_sync_id;
+    v_budget := p_max_bytes - 2 - v_largest;
+    IF v_leads > 0 AND v_budget <= 0 THEN
+        RAISE EXCEPTION 'a lead of % bytes does not fit in a body of % bytes',
+            v_largest - 1, p_max_bytes
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'raise MAX_BODY_BYTES or shorten the lead''s text fields';
+    END IF;
+
+    WITH subs AS (
+        SELECT s.id, s.state,
+               ctgo_filter_id(s.filter_config -> 'streamId') AS stream_id,
+               ctgo_filter_id(s.filter_config -> 'accountId') AS account_id,
+               s.filter_config ->> 'sourceType' AS source_type,
+               s.filter_config ->> 'feedbackStatus' AS feedback_status,
+               s.filter_config ->> 'matchConfidence' AS match_confidence
+        FROM subscriptions AS s
+        WHERE s.workspace_id = v_sync.workspace_id
+          AND s.state IN ('active', 'disabled')
+          -- amendment-12 removed segmentId: a filter still holding one
+          -- matches nothing until it is re-subscribed with streamId.
+          AND s.filter_config ->> 'segmentId' IS NULL
+    ),
+    payloads AS (
+        SELECT l.lead_id, l.stream_id, l.account_id, l.source_type,
+               l.feedback_status, l.match_confidence, l.discovered_at,
+               ctgo_lead_payload(l) AS payload
+        FROM leads AS l
+        WHERE l.sync_id = p_sync_id
+    ),
+    pairs AS (
+        SELECT s.id AS subscription_id, s.state AS subscription_state,
+               p.lead_id, p.discovered_at, p.payload,
+               octet_length(p.payload) + 1 AS size
+        FROM subs AS s
+        JOIN payloads AS p
+          ON (s.stream_id IS NULL OR p.stream_id = s.stream_id)
+         AND (s.account_id IS NULL OR p.account_id = s.account_id)
+         AND (s.source_type IS NULL OR p.source_type = s.source_type)
+         AND (s.feedback_status IS NULL
+              OR p.feedback_status IS NOT DISTINCT FROM s.feedback_status)
+         AND (s.match_confidence IS NULL OR p.match_confidence = s.match_confidence)
+    ),
+    by_bytes AS (
+        SELECT pairs.*,
+               (sum(size) OVER running - size) / v_budget AS byte_bucket
+        FROM pairs
+        WINDOW running AS (
+            PARTITION BY subscription_id ORDER BY discovered_at, lead_id
+            ROWS UNBOUNDED PRECEDING
+        )
+    ),
+    by_count AS (
+        SELECT by_bytes.*,
+               (row_number() OVER (
+                   PARTITION BY subscription_id, byte_bucket
+                   ORDER BY discovered_at, lead_id
+               ) - 1) / p_max_leads AS count_bucket
+        FROM by_bytes
+    ),
+    chunks AS (
+        SELECT subscription_id,
+               min(subscription_state) AS subscription_state,
+               (dense_rank() OVER (
+                   PARTITION BY subscription_id ORDER BY byte_bucket, count_bucket
+               ) - 1)::integer AS chunk_no,
+               count(*)::integer AS leads_in_chunk,
+               convert_to(
+                   '[' || string_agg(payload, ',' ORDER BY discovered_at, lead_id)
+                   || ']',
+                   'UTF8'
+               ) AS body
+        FROM by_count
+        GROUP BY subscription_id, byte_bucket, count_bucket
+    ),
+    written AS (
+        INSERT INTO outbox AS o (
+            workspace_id, subscription_id, sync_id, chunk_no, lead_count, body, state
+        )
+        SELECT v_sync.workspace_id, c.subscription_id, p_sync_id, c.chunk_no,
+               c.leads_in_chunk, c.body,
+               CASE c.subscription_state WHEN 'disabled' THEN 'held' ELSE 'pending' END
+        FROM chunks AS c
+        ON CONFLICT ON CONSTRAINT outbox_sync_id_subscription_id_chunk_no_key
+            DO NOTHING
+        RETURNING o.id, o.state
+    )
+    SELECT count(*)::integer, array_agg(w.id) FILTER (WHERE w.state = 'pending')
+        INTO v_rows, v_due
+        FROM written AS w;
+
+    PERFORM ctgo_enqueue_deliveries(coalesce(v_due, '{}'));
+
+    UPDATE syncs AS s
+       SET state = 'completed', completed_at = now(),
+           lead_count = v_leads, outbox_count = v_rows
+     WHERE s.id = p_sync_id;
+
+    RETURN QUERY SELECT p_sync_id, v_leads, v_rows, false;
+END;
+$$;
