@@ -127,6 +127,11 @@ class Settings:
     poll_interval: float = _setting(
         1.0, _positive(float), "Seconds between two polls for scheduled jobs"
     )
+    shutdown_grace: float = _setting(
+        10.0,
+        _positive(float),
+        "Seconds a stopping worker lets in-flight deliveries finish",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
