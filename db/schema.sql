@@ -60,20 +60,22 @@ CREATE TABLE syncs (
 );
 
 -- A lead is found once per workspace: lead_id is the platform's stable id.
+-- Text caps (in characters) keep every lead's JSON under 48 KiB, so one lead
+-- always fits in a webhook body; writers cut longer text (db/README.md).
 CREATE TABLE leads (
     workspace_id bigint NOT NULL,
     lead_id text NOT NULL CHECK (length(lead_id) BETWEEN 1 AND 200),
     sync_id bigint NOT NULL,
-    stream_id bigint NOT NULL,
-    account_id bigint NOT NULL,
+    stream_id bigint NOT NULL CHECK (stream_id > 0),
+    account_id bigint NOT NULL CHECK (account_id > 0),
     source_type text NOT NULL CHECK (source_type IN ('follower', 'liker')),
     feedback_status text CHECK (feedback_status IN ('good', 'bad')),
     match_confidence text NOT NULL
         CHECK (match_confidence IN ('high', 'medium', 'low')),
-    handle text NOT NULL,
-    display_name text,
-    profile_url text,
-    bio text,
+    handle text NOT NULL CHECK (length(handle) <= 200),
+    display_name text CHECK (length(display_name) <= 200),
+    profile_url text CHECK (length(profile_url) <= 2048),
+    bio text CHECK (length(bio) <= 5000),
     followers bigint CHECK (followers >= 0),
     discovered_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (workspace_id, lead_id),
@@ -82,6 +84,34 @@ CREATE TABLE leads (
 
 CREATE INDEX leads_sync ON leads (sync_id);
 CREATE INDEX leads_recent ON leads (workspace_id, discovered_at DESC);
+
+-- Leads join open syncs only: one added to a completed sync would never be
+-- delivered, so it is refused rather than kept in silence. Checked once per
+-- statement, so a COPY of many leads pays for one lookup.
+CREATE FUNCTION ctgo_refuse_leads_of_completed_syncs() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_sync bigint;
+BEGIN
+    SELECT s.id INTO v_sync
+      FROM syncs AS s
+     WHERE s.id IN (SELECT DISTINCT n.sync_id FROM new_leads AS n)
+       AND s.state <> 'open'
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'sync % is already completed', v_sync
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'begin a new sync for these leads';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER leads_join_open_syncs_only
+    AFTER INSERT ON leads
+    REFERENCING NEW TABLE AS new_leads
+    FOR EACH STATEMENT EXECUTE FUNCTION ctgo_refuse_leads_of_completed_syncs();
 
 -- One webhook body for one subscription: the exact bytes POSTed on every
 -- attempt and replay, under a webhook_id that never changes.
@@ -230,6 +260,11 @@ $$;
 -- inserted the leads. Completing a completed sync changes nothing and
 -- returns already_completed = true.
 --
+-- Filters are an AND of the fields present; a field holding JSON null is
+-- absent. A filter holding a non-null segmentId (removed in amendment-12)
+-- matches nothing. Active subscriptions get pending rows and jobs, disabled
+-- ones held rows (no job), unsubscribed ones nothing.
+--
 -- Chunking by size: with L the largest lead (plus its comma), a lead starts
 -- a new chunk when the bytes before it cross a multiple of
 -- p_max_bytes - 2 - L; no chunk can then exceed p_max_bytes, brackets
@@ -255,6 +290,11 @@ DECLARE
     v_rows integer;
     v_due bigint[];
 BEGIN
+    IF coalesce(p_max_leads, 0) < 1 OR coalesce(p_max_bytes, 0) < 1 THEN
+        RAISE EXCEPTION 'the most leads and bytes per body must be above zero'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
     SELECT * INTO v_sync FROM syncs AS s WHERE s.id = p_sync_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'sync % does not exist', p_sync_id
@@ -264,6 +304,16 @@ BEGIN
         RETURN QUERY SELECT v_sync.id, v_sync.lead_count, v_sync.outbox_count, true;
         RETURN;
     END IF;
+
+    -- Unsubscribing, disabling or enabling a subscription now waits for this
+    -- transaction and then sees its rows, so it cancels, holds or releases
+    -- them like older ones; unlocked, a state change committed meanwhile
+    -- would miss the rows written for the state read before it.
+    PERFORM 1 FROM subscriptions AS s
+      WHERE s.workspace_id = v_sync.workspace_id
+        AND s.state IN ('active', 'disabled')
+      ORDER BY s.id
+        FOR SHARE;
 
     SELECT count(*), coalesce(max(octet_length(ctgo_lead_payload(l))), 0) + 1
         INTO v_leads, v_largest
@@ -276,80 +326,88 @@ BEGIN
                   HINT = 'raise MAX_BODY_BYTES or shorten the lead''s text fields';
     END IF;
 
-    WITH subs AS (
-        SELECT s.id, s.state,
-               ctgo_filter_id(s.filter_config -> 'streamId') AS stream_id,
-               ctgo_filter_id(s.filter_config -> 'accountId') AS account_id,
-               s.filter_config ->> 'sourceType' AS source_type,
-               s.filter_config ->> 'feedbackStatus' AS feedback_status,
-               s.filter_config ->> 'matchConfidence' AS match_confidence
-        FROM subscriptions AS s
-        WHERE s.workspace_id = v_sync.workspace_id
-          AND s.state IN ('active', 'disabled')
-          -- amendment-12 removed segmentId: a filter still holding one
-          -- matches nothing until it is re-subscribed with streamId.
-          AND s.filter_config ->> 'segmentId' IS NULL
+    -- Filters are decoded once per subscription and payloads built once per
+    -- lead. Subscriptions with the same filter get the same chunks, so
+    -- chunks are formed once per distinct filter and copied to each of its
+    -- subscriptions; the per-pair work carries only numbers.
+    WITH subs AS MATERIALIZED (
+        SELECT f.*,
+               dense_rank() OVER (
+                   ORDER BY f.stream_id, f.account_id, f.source_type,
+                            f.feedback_status, f.match_confidence
+               ) AS filter_no
+        FROM (
+            SELECT s.id, s.state,
+                   ctgo_filter_id(s.filter_config -> 'streamId') AS stream_id,
+                   ctgo_filter_id(s.filter_config -> 'accountId') AS account_id,
+                   s.filter_config ->> 'sourceType' AS source_type,
+                   s.filter_config ->> 'feedbackStatus' AS feedback_status,
+                   s.filter_config ->> 'matchConfidence' AS match_confidence
+            FROM subscriptions AS s
+            WHERE s.workspace_id = v_sync.workspace_id
+              AND s.state IN ('active', 'disabled')
+              AND s.filter_config ->> 'segmentId' IS NULL
+        ) AS f
     ),
-    payloads AS (
-        SELECT l.lead_id, l.stream_id, l.account_id, l.source_type,
-               l.feedback_status, l.match_confidence, l.discovered_at,
-               ctgo_lead_payload(l) AS payload
+    filters AS (
+        SELECT DISTINCT filter_no, stream_id, account_id, source_type,
+               feedback_status, match_confidence
+        FROM subs
+    ),
+    payloads AS MATERIALIZED (
+        SELECT row_number() OVER (ORDER BY l.discovered_at, l.lead_id) AS n,
+               l.stream_id, l.account_id, l.source_type, l.feedback_status,
+               l.match_confidence, p.payload, octet_length(p.payload) + 1 AS size
         FROM leads AS l
+        CROSS JOIN LATERAL (SELECT ctgo_lead_payload(l) AS payload) AS p
         WHERE l.sync_id = p_sync_id
     ),
-    pairs AS (
-        SELECT s.id AS subscription_id, s.state AS subscription_state,
-               p.lead_id, p.discovered_at, p.payload,
-               octet_length(p.payload) + 1 AS size
-        FROM subs AS s
+    matches AS (
+        SELECT f.filter_no, p.n, p.size
+        FROM filters AS f
         JOIN payloads AS p
-          ON (s.stream_id IS NULL OR p.stream_id = s.stream_id)
-         AND (s.account_id IS NULL OR p.account_id = s.account_id)
-         AND (s.source_type IS NULL OR p.source_type = s.source_type)
-         AND (s.feedback_status IS NULL
-              OR p.feedback_status IS NOT DISTINCT FROM s.feedback_status)
-         AND (s.match_confidence IS NULL OR p.match_confidence = s.match_confidence)
+          ON (f.stream_id IS NULL OR p.stream_id = f.stream_id)
+         AND (f.account_id IS NULL OR p.account_id = f.account_id)
+         AND (f.source_type IS NULL OR p.source_type = f.source_type)
+         AND (f.feedback_status IS NULL OR p.feedback_status = f.feedback_status)
+         AND (f.match_confidence IS NULL OR p.match_confidence = f.match_confidence)
     ),
     by_bytes AS (
-        SELECT pairs.*,
-               (sum(size) OVER running - size) / v_budget AS byte_bucket
-        FROM pairs
-        WINDOW running AS (
-            PARTITION BY subscription_id ORDER BY discovered_at, lead_id
-            ROWS UNBOUNDED PRECEDING
-        )
+        SELECT matches.*,
+               (sum(size) OVER (
+                   PARTITION BY filter_no ORDER BY n ROWS UNBOUNDED PRECEDING
+               ) - size) / v_budget AS byte_bucket
+        FROM matches
     ),
     by_count AS (
         SELECT by_bytes.*,
                (row_number() OVER (
-                   PARTITION BY subscription_id, byte_bucket
-                   ORDER BY discovered_at, lead_id
+                   PARTITION BY filter_no, byte_bucket ORDER BY n
                ) - 1) / p_max_leads AS count_bucket
         FROM by_bytes
     ),
-    chunks AS (
-        SELECT subscription_id,
-               min(subscription_state) AS subscription_state,
+    chunks AS MATERIALIZED (
+        SELECT b.filter_no,
                (dense_rank() OVER (
-                   PARTITION BY subscription_id ORDER BY byte_bucket, count_bucket
+                   PARTITION BY b.filter_no ORDER BY b.byte_bucket, b.count_bucket
                ) - 1)::integer AS chunk_no,
                count(*)::integer AS leads_in_chunk,
                convert_to(
-                   '[' || string_agg(payload, ',' ORDER BY discovered_at, lead_id)
-                   || ']',
-                   'UTF8'
+                   '[' || string_agg(p.payload, ',' ORDER BY b.n) || ']', 'UTF8'
                ) AS body
-        FROM by_count
-        GROUP BY subscription_id, byte_bucket, count_bucket
+        FROM by_count AS b
+        JOIN payloads AS p ON p.n = b.n
+        GROUP BY b.filter_no, b.byte_bucket, b.count_bucket
     ),
     written AS (
         INSERT INTO outbox AS o (
             workspace_id, subscription_id, sync_id, chunk_no, lead_count, body, state
         )
-        SELECT v_sync.workspace_id, c.subscription_id, p_sync_id, c.chunk_no,
+        SELECT v_sync.workspace_id, s.id, p_sync_id, c.chunk_no,
                c.leads_in_chunk, c.body,
-               CASE c.subscription_state WHEN 'disabled' THEN 'held' ELSE 'pending' END
+               CASE s.state WHEN 'disabled' THEN 'held' ELSE 'pending' END
         FROM chunks AS c
+        JOIN subs AS s ON s.filter_no = c.filter_no
         ON CONFLICT ON CONSTRAINT outbox_sync_id_subscription_id_chunk_no_key
             DO NOTHING
         RETURNING o.id, o.state
