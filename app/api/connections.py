@@ -1,0 +1,42 @@
+"""Pooled database connections for request handlers.
+
+A database that cannot be reached (no free connection in time, connection
+refused or lost) becomes :class:`~app.errors.DatabaseError`, which the API
+answers with 503. Other psycopg errors are bugs and stay what they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from app.database.connection import Connection
+from app.errors import DatabaseError
+
+# How handlers ask for the pool; it is ours, so Litestar need not validate it.
+Pool = NamedDependency[SkipValidation[AsyncConnectionPool]]
+
+# Seconds a request waits for a free connection before it gets a 503.
+ACQUIRE_TIMEOUT = 5.0
+
+
+@asynccontextmanager
+async def pooled(pool: AsyncConnectionPool) -> AsyncIterator[Connection]:
+    """A connection from the pool, committed when the block ends cleanly."""
+    try:
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT) as conn:
+            yield conn  # type: ignore[misc]
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseError(f"the database is unavailable: {exc}") from exc
+
+
+@asynccontextmanager
+async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[Connection]:
+    """A pooled connection inside one transaction."""
+    async with pooled(pool) as conn, conn.transaction():
+        yield conn

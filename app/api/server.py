@@ -1,0 +1,142 @@
+"""The Litestar application and the uvicorn server that runs it.
+
+:func:`create_app` builds the app for given settings (tests use it directly);
+its lifespan opens the connection pool. :func:`serve` runs it on HOST:PORT
+until the process is told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import structlog
+import uvicorn
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import (
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Receive,
+    Scope,
+    Send,
+)
+from psycopg_pool import AsyncConnectionPool
+
+from app import __version__
+from app.api import health
+from app.api.auth import BearerKey
+from app.api.error_responses import EXCEPTION_HANDLERS
+from app.api.request_log import log_request
+from app.api.webhooks import WebhooksController
+from app.database.connection import database_url, make_pool
+from app.settings import Settings
+
+logger = structlog.get_logger(__name__)
+
+MAX_REQUEST_BODY = 64 * 1024
+
+
+class Api(Litestar):
+    """Litestar, with one log event per request, unmatched routes included."""
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        await log_request(super().__call__, scope, receive, send)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The API for ``settings``; the pool opens when the app starts."""
+    v2 = Router(
+        path="/v2",
+        route_handlers=[WebhooksController],
+        middleware=[DefineMiddleware(BearerKey)],
+        security=[{"BearerKey": []}],
+    )
+    return Api(
+        route_handlers=[health.live, health.ready, v2],
+        lifespan=[_pool_lifespan(settings)],
+        dependencies={
+            "pool": Provide(_pool, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=_openapi(),
+        request_max_body_size=MAX_REQUEST_BODY,
+        # Our logs come from structlog; Litestar's logging set-up would
+        # replace the root handlers that app.logs configured.
+        logging_config=None,
+        debug=False,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Serve the API with uvicorn on HOST:PORT until SIGINT or SIGTERM."""
+    # The pool narrates every checkout at info level.
+    logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    logger.info("api_starting", host=settings.host, port=settings.port)
+    await uvicorn.Server(config).serve()
+
+
+def _pool(state: State) -> AsyncConnectionPool:
+    pool: AsyncConnectionPool = state.pool
+    return pool
+
+
+def _pool_lifespan(
+    settings: Settings,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # May start the embedded PostgreSQL, which blocks for a while.
+        url = await asyncio.to_thread(database_url, settings)
+        pool = make_pool(url)
+        # Not waiting: the API starts (and says "not ready") without a database.
+        await pool.open(wait=False)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    return lifespan
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Catch The Good Ones webhooks",
+        version=__version__,
+        description="Subscribe URLs to newly discovered leads (Zapier REST Hooks). "
+        "Errors are JSON: {error: {code, message, fields: [{path, code, "
+        "message}]}}.",
+        path="/schema",
+        components=Components(
+            security_schemes={
+                "BearerKey": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="API key: Authorization: Bearer ctgo_...",
+                )
+            }
+        ),
+    )

@@ -1,0 +1,206 @@
+"""The ``/v2/webhooks`` routes: subscribe, unsubscribe, list, show, sample.
+
+Zapier's REST Hooks contract: subscribing the same URL again updates it
+(same id, same secret), and unsubscribing twice is not an error. Every
+route sees only the workspace of the API key (``request.user``); another
+workspace's subscription answers exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import structlog
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from app import filters
+from app.api.bodies import StrictJSON
+from app.api.connections import Pool, transaction
+from app.api.error_responses import documented
+from app.api.schemas import (
+    Lead,
+    SubscribeRequest,
+    Subscription,
+    UnsubscribeRequest,
+    UnsubscribeResult,
+)
+from app.database import subscriptions
+from app.settings import Settings
+from app.targets import check_url_resolved
+
+logger = structlog.get_logger(__name__)
+
+AnyRequest = Request[int, None, Any]
+AppSettings = NamedDependency[SkipValidation[Settings]]
+
+SAMPLE_SIZE = 3
+
+
+def _filter(name: str, description: str) -> QueryParameter:
+    return QueryParameter(name=name, description=description, required=False)
+
+
+class WebhooksController(Controller):
+    path = "/webhooks"
+    tags = ("webhooks",)
+
+    @post(
+        "/subscribe",
+        dto=StrictJSON[SubscribeRequest],
+        return_dto=None,
+        status_code=HTTP_201_CREATED,
+        responses=documented(400, 401, 413, 415, 503),
+        summary="Subscribe a URL (201 created, 200 updated)",
+    )
+    async def subscribe(
+        self,
+        request: AnyRequest,
+        data: JSONBody[SubscribeRequest],
+        pool: Pool,
+        settings: AppSettings,
+    ) -> Response[Subscription]:
+        """Create a subscription, or update the filter of this URL's subscription.
+
+        The answer is 201 with a new id and signing secret, or 200 with the
+        existing ones when this workspace already subscribed the URL. A
+        disabled subscription becomes active again and its held deliveries
+        are released.
+        """
+        await check_url_resolved(data.target_url, settings)
+        filter_config = data.filter_config or filters.FilterConfig()
+
+        async with transaction(pool) as conn:
+            result = await subscriptions.subscribe(
+                conn, request.user, data.target_url, filter_config
+            )
+
+        logger.info(
+            "subscription_created" if result.created else "subscription_updated",
+            workspace_id=request.user,
+            subscription_id=result.row["id"],
+            target_host=urlsplit(data.target_url).hostname,
+            released=result.released,
+        )
+        return Response(
+            Subscription.from_row(result.row),
+            status_code=HTTP_201_CREATED if result.created else HTTP_200_OK,
+        )
+
+    @post(
+        "/unsubscribe",
+        dto=StrictJSON[UnsubscribeRequest],
+        return_dto=None,
+        status_code=HTTP_200_OK,
+        responses=documented(400, 401, 404, 413, 415, 503),
+        summary="Unsubscribe by id (body)",
+    )
+    async def unsubscribe(
+        self, request: AnyRequest, data: JSONBody[UnsubscribeRequest], pool: Pool
+    ) -> UnsubscribeResult:
+        """Stop deliveries to a subscription; repeating it answers 200 again."""
+        return await _unsubscribe(pool, request.user, data.id)
+
+    @delete(
+        "/{subscription_id:int}",
+        status_code=HTTP_200_OK,
+        responses=documented(401, 404, 503),
+        summary="Unsubscribe by id (path)",
+    )
+    async def delete(
+        self, request: AnyRequest, subscription_id: FromPath[int], pool: Pool
+    ) -> UnsubscribeResult:
+        """Same as POST /v2/webhooks/unsubscribe, for clients that send DELETE."""
+        return await _unsubscribe(pool, request.user, subscription_id)
+
+    @get("/", responses=documented(401, 503), summary="List subscriptions")
+    async def list_subscriptions(
+        self, request: AnyRequest, pool: Pool
+    ) -> list[Subscription]:
+        """This workspace's subscriptions that are not unsubscribed."""
+        async with transaction(pool) as conn:
+            rows = await subscriptions.list_live(conn, request.user)
+        return [Subscription.from_row(row) for row in rows]
+
+    @get(
+        "/{subscription_id:int}",
+        responses=documented(401, 404, 503),
+        summary="Show one subscription",
+    )
+    async def show(
+        self, request: AnyRequest, subscription_id: FromPath[int], pool: Pool
+    ) -> Subscription:
+        """One subscription of this workspace, whatever its state."""
+        async with transaction(pool) as conn:
+            row = await subscriptions.get(conn, request.user, subscription_id)
+        return Subscription.from_row(row)
+
+    @get(
+        "/sample",
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=list[Lead],
+                description="Leads in the delivered shape, newest first",
+            ),
+            **documented(400, 401, 503),
+        },
+        summary="Sample leads",
+    )
+    async def sample(
+        self,
+        request: AnyRequest,
+        pool: Pool,
+        stream_id: Annotated[str | None, _filter("streamId", "A campaign")] = None,
+        account_id: Annotated[
+            str | None, _filter("accountId", "A tracked social account")
+        ] = None,
+        source_type: Annotated[
+            str | None, _filter("sourceType", "follower|liker")
+        ] = None,
+        feedback_status: Annotated[
+            str | None, _filter("feedbackStatus", "good|bad")
+        ] = None,
+        match_confidence: Annotated[
+            str | None, _filter("matchConfidence", "high|medium")
+        ] = None,
+    ) -> Response[bytes]:
+        """Up to 3 recent leads the filter matches, exactly as deliveries carry them.
+
+        Query parameters follow the filterConfig rules. With no matching lead
+        the answer holds one clearly made-up example lead of the same shape.
+        """
+        # The parameters above document the query for OpenAPI; the rules
+        # (unknown, removed and repeated names included) read the raw query.
+        filter_config = filters.parse_query(request.query_params.multi_items())
+
+        async with transaction(pool) as conn:
+            leads = await subscriptions.sample_leads(
+                conn, request.user, filter_config, SAMPLE_SIZE
+            )
+            if not leads:
+                leads = [await subscriptions.example_lead(conn, filter_config)]
+
+        # The texts are built by ctgo_lead_payload(), as for deliveries; they
+        # are joined, not re-encoded, so the bytes match a delivery's.
+        body = ("[" + ",".join(leads) + "]").encode()
+        return Response(body, media_type="application/json")
+
+
+async def _unsubscribe(
+    pool: Pool, workspace_id: int, subscription_id: int
+) -> UnsubscribeResult:
+    async with transaction(pool) as conn:
+        result = await subscriptions.unsubscribe(conn, workspace_id, subscription_id)
+
+    if result.changed:
+        logger.info(
+            "subscription_unsubscribed",
+            workspace_id=workspace_id,
+            subscription_id=result.id,
+            cancelled=result.cancelled,
+        )
+    return UnsubscribeResult(id=result.id)
