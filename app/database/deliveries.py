@@ -1,0 +1,249 @@
+"""Delivery attempts on outbox rows: claims, outcomes, and the sweep.
+
+An attempt holds a row through its lease (``lease_token``, ``lease_until``):
+:func:`claim` takes it, and only the holder of that token may settle the row
+afterwards. Each ``record_*`` function writes the attempt and settles the row;
+call it inside one transaction (:func:`transaction`) so both happen or neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from app.database import connection
+from app.database.connection import Connection
+from app.database.queries import q
+from app.errors import DatabaseError
+
+POOL_OPEN_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A row this attempt holds the lease on, with what sending it needs."""
+
+    outbox_id: int
+    webhook_id: str
+    body: bytes
+    attempt_no: int
+    lease_token: UUID
+    subscription_id: int
+    workspace_id: int
+    target_url: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaimable:
+    """A due row that was settled instead, its subscription not being active."""
+
+    outbox_id: int
+    subscription_id: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt as it goes on record."""
+
+    outbox_id: int
+    attempt_no: int
+    started_at: datetime
+    duration_ms: int
+    outcome: str
+    status_code: int | None = None
+    error: str | None = None
+    response_excerpt: str | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What became of the row. ``state`` is None when the lease was lost."""
+
+    state: str | None
+    next_attempt_at: datetime | None = None
+    cancelled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    found: int
+    queued: int
+
+
+@asynccontextmanager
+async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPool]:
+    """An open pool of ``max_size`` connections, closed on the way out."""
+    pool = connection.make_pool(url, min_size=1, max_size=max_size)
+    try:
+        await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
+    except psycopg.Error as exc:
+        await pool.close()
+        raise DatabaseError(f"could not connect to PostgreSQL: {exc}") from exc
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def transaction(
+    pool: AsyncConnectionPool, action: str
+) -> AsyncIterator[Connection]:
+    """A pooled transaction; any psycopg error becomes a DatabaseError."""
+    try:
+        async with connection.transaction(pool) as conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{action} failed: {exc}") from exc
+
+
+async def claim(
+    conn: Connection, outbox_id: int, lease_seconds: float
+) -> Claim | Unclaimable | None:
+    """Take the lease on ``outbox_id`` if it is due; None if it is not."""
+    cur = await conn.execute(
+        q("claim_delivery"), {"outbox_id": outbox_id, "lease_seconds": lease_seconds}
+    )
+    row = await cur.fetchone()
+    if row is None:
+        await conn.execute(q("requeue_early_job"), {"outbox_id": outbox_id})
+        return None
+    if row["state"] != "delivering":
+        return Unclaimable(outbox_id, _int(row["subscription_id"]), str(row["state"]))
+    return Claim(
+        outbox_id=outbox_id,
+        webhook_id=str(row["webhook_id"]),
+        body=bytes(row["body"]),  # type: ignore[call-overload]
+        attempt_no=_int(row["attempt_count"]),
+        lease_token=row["lease_token"],  # type: ignore[arg-type]
+        subscription_id=_int(row["subscription_id"]),
+        workspace_id=_int(row["workspace_id"]),
+        target_url=str(row["target_url"]),
+        secret=str(row["secret"]),
+    )
+
+
+async def record_delivered(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
+    """The receiver took the body: the row is delivered, final."""
+    cur = await conn.execute(
+        q("settle_delivered"),
+        {**_lease(held), "status_code": attempt.status_code},
+    )
+    settled = _settled(await cur.fetchone())
+    await _insert_attempt(conn, attempt, settled)
+    return settled
+
+
+async def record_gone(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
+    """410 Gone: unsubscribe, cancel this row and the subscription's waiting rows."""
+    await conn.execute(q("unsubscribe_gone"), {"subscription_id": held.subscription_id})
+    cur = await conn.execute(
+        q("cancel_gone"), {**_lease(held), "subscription_id": held.subscription_id}
+    )
+    cancelled = [_int(row["id"]) for row in await cur.fetchall()]
+    settled = Settled(
+        state="cancelled" if held.outbox_id in cancelled else None,
+        cancelled=len(cancelled),
+    )
+    await _insert_attempt(conn, attempt, settled)
+    return settled
+
+
+async def record_failure(
+    conn: Connection,
+    held: Claim,
+    attempt: Attempt,
+    *,
+    backoff: float,
+    retry_after: float,
+    retry_window: float,
+) -> Settled:
+    """A failed attempt: schedule the next one (and its job), or the row is dead."""
+    cur = await conn.execute(
+        q("settle_failed"),
+        {
+            **_lease(held),
+            "backoff": backoff,
+            "retry_after": retry_after,
+            "retry_window": retry_window,
+            "status_code": attempt.status_code,
+            "error": _last_error(attempt),
+        },
+    )
+    settled = _settled(await cur.fetchone())
+    await _insert_attempt(conn, attempt, settled)
+    await _queue_retry(conn, held.outbox_id, settled)
+    return settled
+
+
+async def record_abandoned(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
+    """The worker stopped mid-attempt: the row is due again at once."""
+    cur = await conn.execute(
+        q("release_abandoned"), {**_lease(held), "error": attempt.error}
+    )
+    settled = _settled(await cur.fetchone())
+    await _insert_attempt(conn, attempt, settled)
+    await _queue_retry(conn, held.outbox_id, settled)
+    return settled
+
+
+async def requeue_due_without_job(conn: Connection, limit: int) -> Sweep:
+    """Queue jobs for up to ``limit`` due rows that have none waiting."""
+    cur = await conn.execute(q("requeue_due_without_job"), {"limit": limit})
+    row = await cur.fetchone()
+    if row is None:
+        return Sweep(found=0, queued=0)
+    return Sweep(found=_int(row["found"]), queued=_int(row["queued"]))
+
+
+async def _insert_attempt(conn: Connection, attempt: Attempt, settled: Settled) -> None:
+    await conn.execute(
+        q("insert_attempt"),
+        {**asdict(attempt), "next_attempt_at": settled.next_attempt_at},
+    )
+
+
+async def _queue_retry(conn: Connection, outbox_id: int, settled: Settled) -> None:
+    if settled.state == "pending":
+        await conn.execute(
+            q("queue_retry"),
+            {"outbox_id": outbox_id, "run_at": settled.next_attempt_at},
+        )
+
+
+def _lease(held: Claim) -> dict[str, Any]:
+    return {"outbox_id": held.outbox_id, "lease_token": held.lease_token}
+
+
+def _settled(row: dict[str, object] | None) -> Settled:
+    if row is None:
+        return Settled(state=None)
+    next_at = row["next_attempt_at"]
+    return Settled(
+        state=str(row["state"]),
+        next_attempt_at=next_at if isinstance(next_at, datetime) else None,
+    )
+
+
+def _last_error(attempt: Attempt) -> str | None:
+    if attempt.error is not None:
+        return attempt.error
+    if attempt.status_code is not None:
+        return f"HTTP {attempt.status_code}"
+    return None
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise DatabaseError(f"expected an integer from the database, got {value!r}")
+    return value

@@ -1,0 +1,247 @@
+"""One delivery attempt at one outbox row: claim, POST, record, log.
+
+Outcomes an attempt is recorded with:
+
+- ``delivered``: a 2xx answer; the row is final.
+- ``gone``: 410; the subscription is unsubscribed and its waiting rows
+  cancelled, this one included.
+- ``redirect`` (3xx, not followed), ``http_error`` (any other status),
+  ``timeout``, ``connection_error``, ``blocked`` (the target resolves to an
+  address we refuse; nothing was sent) and ``internal_error``: retried with
+  backoff until the retry window is over, then the row is dead. A blocked
+  target is retried like any failure, so fixing ALLOWED_TARGET_NETWORKS or
+  the receiver's DNS lets its rows through.
+- ``abandoned``: the worker stopped before the attempt ended; the row is due
+  again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+from aiohttp.abc import AbstractResolver
+from psycopg_pool import AsyncConnectionPool
+
+from app.database import deliveries
+from app.database.connection import database_url
+from app.database.deliveries import Attempt, Claim, Settled, Unclaimable
+from app.delivery import backoff
+from app.delivery.sender import Exchange, open_client, send
+from app.delivery.signing import webhook_headers
+from app.settings import Settings
+
+logger = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+# A lease outlives the attempt's deadline by this much (at most), to cover
+# recording its outcome; smaller deadlines get a proportionally smaller margin.
+LEASE_MARGIN = 5.0
+
+# Each attempt holds a connection only for its claim and its record.
+POOL_HEADROOM = 4
+MAX_POOL_SIZE = 24
+
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a claim holds its row before another worker may take it."""
+    return settings.delivery_deadline + min(settings.delivery_deadline, LEASE_MARGIN)
+
+
+def pool_size(settings: Settings) -> int:
+    """Connections a worker process needs for its attempts and its upkeep."""
+    return min(settings.worker_concurrency + POOL_HEADROOM, MAX_POOL_SIZE)
+
+
+def outcome_of(exchange: Exchange) -> str:
+    """The recorded outcome of what one POST came to."""
+    if exchange.failure is not None:
+        return exchange.failure
+    status = exchange.status_code or 0
+    if 200 <= status < 300:
+        return "delivered"
+    if status == 410:
+        return "gone"
+    if 300 <= status < 400:
+        return "redirect"
+    return "http_error"
+
+
+class Deliverer:
+    """Makes attempts; one per worker process, shared by all its jobs."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._settings = settings
+
+    async def deliver(self, outbox_id: int) -> str | None:
+        """Make one attempt at ``outbox_id`` if it is due; return its outcome.
+
+        None means there was nothing to send: the row is not due, final,
+        held by another attempt, or its subscription is not active.
+        """
+        held = await self._claim(outbox_id)
+        if held is None:
+            return None
+
+        started_at = datetime.now(UTC)
+        clock = time.monotonic()
+        try:
+            exchange = await self._send(held)
+        except asyncio.CancelledError:
+            abandoned = _attempt(held, started_at, clock, Exchange(), "abandoned")
+            await _uncancellable(self._record(held, abandoned, None))
+            raise
+
+        attempt = _attempt(held, started_at, clock, exchange, outcome_of(exchange))
+        await _uncancellable(self._record(held, attempt, exchange))
+        return attempt.outcome
+
+    async def _claim(self, outbox_id: int) -> Claim | None:
+        async with deliveries.transaction(self._pool, "claiming a row") as conn:
+            claimed = await deliveries.claim(
+                conn, outbox_id, lease_seconds(self._settings)
+            )
+        if isinstance(claimed, Unclaimable):
+            _log_unclaimable(claimed)
+            return None
+        return claimed
+
+    async def _send(self, held: Claim) -> Exchange:
+        try:
+            headers = webhook_headers(
+                held.secret, held.webhook_id, int(time.time()), held.body
+            )
+        except ValueError as exc:
+            return Exchange(
+                failure="internal_error", error_class=type(exc).__name__, error=str(exc)
+            )
+        return await send(
+            self._client, held.target_url, headers, held.body, self._settings
+        )
+
+    async def _record(
+        self, held: Claim, attempt: Attempt, exchange: Exchange | None
+    ) -> Settled:
+        async with deliveries.transaction(self._pool, "recording an attempt") as conn:
+            if attempt.outcome == "delivered":
+                settled = await deliveries.record_delivered(conn, held, attempt)
+            elif attempt.outcome == "gone":
+                settled = await deliveries.record_gone(conn, held, attempt)
+            elif attempt.outcome == "abandoned":
+                settled = await deliveries.record_abandoned(conn, held, attempt)
+            else:
+                settled = await deliveries.record_failure(
+                    conn,
+                    held,
+                    attempt,
+                    backoff=backoff.retry_delay(held.attempt_no, self._settings),
+                    retry_after=self._retry_after(exchange),
+                    retry_window=self._settings.retry_window,
+                )
+        _log_attempt(held, attempt, settled, exchange)
+        return settled
+
+    def _retry_after(self, exchange: Exchange | None) -> float:
+        if exchange is None or exchange.status_code not in RETRY_AFTER_STATUSES:
+            return 0.0
+        seconds = backoff.retry_after_seconds(exchange.retry_after)
+        if seconds is None:
+            return 0.0
+        return min(seconds, self._settings.retry_after_max)
+
+
+@asynccontextmanager
+async def open_deliverer(
+    settings: Settings, resolver: AbstractResolver | None = None
+) -> AsyncIterator[Deliverer]:
+    """A Deliverer with a pool and a client of its own (tools and tests)."""
+    url = database_url(settings)
+    async with (
+        deliveries.open_pool(url, pool_size(settings)) as pool,
+        open_client(settings, resolver) as client,
+    ):
+        yield Deliverer(pool, client, settings)
+
+
+def _attempt(
+    held: Claim, started_at: datetime, clock: float, exchange: Exchange, outcome: str
+) -> Attempt:
+    error = exchange.error
+    if outcome == "abandoned":
+        error = "the worker stopped before the receiver answered"
+    return Attempt(
+        outbox_id=held.outbox_id,
+        attempt_no=held.attempt_no,
+        started_at=started_at,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        outcome=outcome,
+        status_code=exchange.status_code,
+        error=error,
+        response_excerpt=exchange.excerpt,
+        location=exchange.location,
+    )
+
+
+async def _uncancellable(step: Coroutine[Any, Any, T]) -> T:
+    """Run ``step`` to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+def _log_unclaimable(row: Unclaimable) -> None:
+    event = "delivery_cancelled" if row.state == "cancelled" else "delivery_held"
+    logger.info(event, outbox_id=row.outbox_id, subscription_id=row.subscription_id)
+
+
+def _log_attempt(
+    held: Claim, attempt: Attempt, settled: Settled, exchange: Exchange | None
+) -> None:
+    fields: dict[str, Any] = {
+        "outbox_id": held.outbox_id,
+        "webhook_id": held.webhook_id,
+        "subscription_id": held.subscription_id,
+        "workspace_id": held.workspace_id,
+        "attempt": attempt.attempt_no,
+        "outcome": attempt.outcome,
+        "status": attempt.status_code,
+        "duration_ms": attempt.duration_ms,
+        "error": exchange.error_class if exchange is not None else None,
+        "state": settled.state,
+    }
+    if settled.next_attempt_at is not None:
+        fields["next_attempt_at"] = settled.next_attempt_at.isoformat()
+
+    if attempt.outcome == "gone":
+        logger.warning("subscription_gone", cancelled=settled.cancelled, **fields)
+    elif settled.state is None:
+        # Another attempt took the row over; its outcome is that one's to record.
+        logger.warning("delivery_lease_lost", **fields)
+    elif attempt.outcome == "delivered":
+        logger.info("delivery_succeeded", **fields)
+    elif attempt.outcome == "abandoned":
+        logger.warning("delivery_abandoned", **fields)
+    elif attempt.outcome == "blocked":
+        logger.warning("delivery_blocked", **fields)
+    elif settled.state == "pending":
+        logger.info("delivery_retry_scheduled", **fields)
+    elif settled.state == "dead":
+        logger.error("delivery_dead", **fields)
+    else:
+        logger.warning("delivery_failed", **fields)

@@ -1,0 +1,185 @@
+-- name: claim_delivery
+-- Take the lease on one outbox row for one attempt, if the row is due: pending
+-- and next_attempt_at has come, or delivering under a lease that ran out (its
+-- worker died). FOR UPDATE makes a second claim wait and then see the row
+-- taken, so at most one attempt per row is ever in flight.
+--
+-- A row whose subscription is no longer active is settled instead of
+-- claimed: cancelled when unsubscribed, held when disabled. A lease taken
+-- over from a dead worker leaves an 'abandoned' attempt on record; it started
+-- when that lease was taken, which is the row's updated_at.
+WITH due AS (
+    SELECT o.id, o.state, o.attempt_count, o.updated_at, o.lease_until
+      FROM outbox AS o
+     WHERE o.id = %(outbox_id)s
+       AND ((o.state = 'pending' AND o.next_attempt_at <= now())
+            OR (o.state = 'delivering' AND o.lease_until < now()))
+       FOR UPDATE
+),
+lost AS (
+    INSERT INTO delivery_attempts
+        (outbox_id, attempt_no, started_at, duration_ms, outcome, error)
+    SELECT d.id, d.attempt_count, d.updated_at,
+           (extract(epoch FROM d.lease_until - d.updated_at) * 1000)::integer,
+           'abandoned',
+           'the worker stopped before recording an outcome; its lease ran out'
+      FROM due AS d
+     WHERE d.state = 'delivering'
+)
+UPDATE outbox AS o
+   SET state = CASE s.state
+                   WHEN 'active' THEN 'delivering'
+                   WHEN 'disabled' THEN 'held'
+                   ELSE 'cancelled'
+               END,
+       attempt_count = o.attempt_count + (s.state = 'active')::integer,
+       lease_token = CASE WHEN s.state = 'active' THEN gen_random_uuid() END,
+       lease_until = CASE
+                         WHEN s.state = 'active'
+                         THEN now() + make_interval(secs => %(lease_seconds)s)
+                     END,
+       finished_at = CASE WHEN s.state = 'unsubscribed' THEN now() END,
+       last_error = CASE
+                        WHEN s.state = 'unsubscribed' THEN 'unsubscribed'
+                        ELSE o.last_error
+                    END,
+       updated_at = now()
+  FROM due AS d, subscriptions AS s
+ WHERE o.id = d.id AND s.id = o.subscription_id
+RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
+          o.lease_token, o.subscription_id, o.workspace_id, o.state,
+          s.target_url, s.secret;
+
+-- name: requeue_early_job
+-- A job that came before its row is due (a retry moved later, a replay):
+-- queue one for the time the row is due, so the row does not wait for a sweep.
+SELECT ctgo_enqueue_deliveries(ARRAY[o.id], o.next_attempt_at) AS queued
+  FROM outbox AS o
+ WHERE o.id = %(outbox_id)s AND o.state = 'pending' AND o.next_attempt_at > now();
+
+-- name: settle_delivered
+-- The receiver took it: the row is final. Only the lease holder may settle.
+UPDATE outbox
+   SET state = 'delivered', finished_at = now(), updated_at = now(),
+       lease_token = NULL, lease_until = NULL,
+       last_status_code = %(status_code)s, last_error = NULL
+ WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
+RETURNING state, NULL::timestamptz AS next_attempt_at;
+
+-- name: settle_failed
+-- The attempt failed. Next attempt after the backoff, but no later than the
+-- end of the retry window, and no earlier than a Retry-After; once the window
+-- is over the row is dead. A subscription that stopped being active while
+-- the attempt was in flight takes the row with it: cancelled or held.
+WITH plan AS (
+    SELECT o.id,
+           s.state AS subscription_state,
+           now() >= o.window_started_at + make_interval(secs => %(retry_window)s)
+               AS window_over,
+           greatest(
+               least(now() + make_interval(secs => %(backoff)s),
+                     o.window_started_at + make_interval(secs => %(retry_window)s)),
+               now() + make_interval(secs => %(retry_after)s)
+           ) AS next_at
+      FROM outbox AS o
+      JOIN subscriptions AS s ON s.id = o.subscription_id
+     WHERE o.id = %(outbox_id)s
+)
+UPDATE outbox AS o
+   SET state = CASE
+                   WHEN p.subscription_state = 'unsubscribed' THEN 'cancelled'
+                   WHEN p.subscription_state = 'disabled' THEN 'held'
+                   WHEN p.window_over THEN 'dead'
+                   ELSE 'pending'
+               END,
+       next_attempt_at = CASE
+                             WHEN p.subscription_state = 'active'
+                                  AND NOT p.window_over
+                             THEN p.next_at
+                             ELSE o.next_attempt_at
+                         END,
+       finished_at = CASE
+                         WHEN p.subscription_state = 'unsubscribed'
+                              OR (p.subscription_state = 'active' AND p.window_over)
+                         THEN now()
+                     END,
+       lease_token = NULL, lease_until = NULL,
+       last_status_code = %(status_code)s, last_error = %(error)s,
+       updated_at = now()
+  FROM plan AS p
+ WHERE o.id = p.id AND o.lease_token = %(lease_token)s
+RETURNING o.state,
+          CASE WHEN o.state = 'pending' THEN o.next_attempt_at END
+              AS next_attempt_at;
+
+-- name: release_abandoned
+-- The worker is stopping and gave up waiting for this attempt: the row is
+-- due again at once, for any worker. Only the lease holder may release it.
+UPDATE outbox
+   SET state = 'pending', next_attempt_at = now(), updated_at = now(),
+       lease_token = NULL, lease_until = NULL, last_error = %(error)s
+ WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
+RETURNING state, next_attempt_at;
+
+-- name: queue_retry
+-- The job that wakes the row for its next attempt.
+SELECT ctgo_enqueue_deliveries(ARRAY[%(outbox_id)s]::bigint[], %(run_at)s) AS queued;
+
+-- name: unsubscribe_gone
+-- The receiver answered 410 Gone: it does not want this subscription any more.
+-- Locks the subscription first, so two 410s of one subscription queue up here
+-- instead of deadlocking on its outbox rows.
+UPDATE subscriptions
+   SET state = 'unsubscribed', state_reason = 'receiver answered 410 Gone',
+       state_changed_at = now(), updated_at = now()
+ WHERE id = %(subscription_id)s AND state <> 'unsubscribed';
+
+-- name: cancel_gone
+-- With the subscription gone: cancel this row (if we still hold its lease)
+-- and every other row of the subscription that waits for an attempt. Rows
+-- another attempt holds are cancelled when that attempt is recorded.
+UPDATE outbox
+   SET state = 'cancelled', finished_at = now(), updated_at = now(),
+       lease_token = NULL, lease_until = NULL,
+       last_status_code = CASE WHEN id = %(outbox_id)s THEN 410 ELSE last_status_code END,
+       last_error = 'receiver answered 410 Gone'
+ WHERE subscription_id = %(subscription_id)s
+   AND (state IN ('pending', 'held')
+        OR (id = %(outbox_id)s AND lease_token = %(lease_token)s))
+RETURNING id;
+
+-- name: insert_attempt
+-- Every attempt is on record, whatever became of its row.
+INSERT INTO delivery_attempts (
+    outbox_id, attempt_no, started_at, duration_ms, outcome, status_code,
+    error, response_excerpt, location, next_attempt_at
+) VALUES (
+    %(outbox_id)s, %(attempt_no)s, %(started_at)s, %(duration_ms)s, %(outcome)s,
+    %(status_code)s, %(error)s, %(response_excerpt)s, %(location)s,
+    %(next_attempt_at)s
+);
+
+-- name: requeue_due_without_job
+-- Sweep: queue a job for up to %(limit)s rows that are due, or whose lease ran
+-- out, and have no job waiting (a lost job, a replay, a sync that bypassed
+-- ctgo_complete_sync). Safe on every worker at once: ids are taken in order
+-- and ctgo_enqueue_deliveries keeps one waiting job per row. A delivering
+-- row's next_attempt_at is always in its past (only due rows are claimed),
+-- so one index range on next_attempt_at finds both kinds.
+SELECT count(*)::integer AS found,
+       ctgo_enqueue_deliveries(coalesce(array_agg(d.id ORDER BY d.id), '{}'))
+           AS queued
+  FROM (
+      SELECT o.id
+        FROM outbox AS o
+       WHERE o.state IN ('pending', 'delivering')
+         AND o.next_attempt_at <= now()
+         AND (o.state = 'pending' OR o.lease_until < now())
+         AND NOT EXISTS (
+             SELECT 1
+               FROM procrastinate_jobs AS j
+              WHERE j.queueing_lock = 'outbox:' || o.id AND j.status = 'todo'
+         )
+       ORDER BY o.id
+       LIMIT %(limit)s
+  ) AS d;
