@@ -167,10 +167,12 @@ def result_data(result: ReplayResult) -> dict[str, Any]:
 
 def reconciliation_text(report: Reconciliation) -> str:
     sync = report.sync
+    state = sync["state"]
+    if sync["completed_at"] is not None:
+        state += f" {format_time(sync['completed_at'])}"
     lines = [
-        f"sync {sync['id']} of workspace {sync['workspace_id']}: {sync['state']}"
-        f" {format_time(sync['completed_at'])}, {count(sync['leads_now'], 'lead')}, "
-        f"{count(sync['rows_now'], 'outbox row')}"
+        f"sync {sync['id']} of workspace {sync['workspace_id']}: {state}, "
+        f"{count(sync['leads_now'], 'lead')}, {count(sync['rows_now'], 'outbox row')}"
     ]
     if report.subscriptions:
         columns = [
