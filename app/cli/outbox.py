@@ -18,7 +18,7 @@ from app.database import oncall
 from app.database.oncall import OutboxFilter
 from app.errors import InvalidInput, NotFound
 from app.oncall import reconcile, render, replay, selection
-from app.oncall.replay import BatchDone
+from app.oncall.replay import BatchDone, ReplayPlan
 
 LIST_LIMIT = 50
 
@@ -147,20 +147,12 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
     chosen = _selection(args)
 
     async with ctx.connection() as conn:
+        # Each batch commits on its own; nothing stays open during the prompt.
         await conn.set_autocommit(True)
         planned = await replay.plan(conn, chosen, args.limit)
-        summary = render.plan_data(planned)
-        if not planned.rows:
-            emit(ctx, {**summary, "replayed": 0}, "no outbox rows match")
-            return 1
-        _say(ctx, render.plan_text(planned))
-        replay.check_force(planned, forced=args.force)
-        if args.dry_run:
-            emit(ctx, {**summary, "dry_run": True}, "dry run: nothing was replayed")
-            return 0
-        if not chosen.by_reference and not _confirmed(args, len(planned.rows)):
-            emit(ctx, {**summary, "replayed": 0}, "nothing was replayed")
-            return 1
+        stopped = _stop_before_replay(args, ctx, planned, chosen.by_reference)
+        if stopped is not None:
+            return stopped
 
         result = await replay.run(
             conn,
@@ -173,10 +165,34 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
         )
     emit(
         ctx,
-        {**summary, **render.result_data(result), "actor": args.actor},
+        {
+            **render.plan_data(planned),
+            **render.result_data(result),
+            "actor": args.actor,
+        },
         render.result_text(result, args.actor),
     )
     return 0 if result.count else 1
+
+
+def _stop_before_replay(
+    args: argparse.Namespace, ctx: Context, planned: ReplayPlan, by_reference: bool
+) -> int | None:
+    """Print the count, then the exit code if the replay stops here, else None."""
+    summary = render.plan_data(planned)
+    if not planned.rows:
+        emit(ctx, {**summary, "replayed": 0}, "no outbox rows match")
+        return 1
+
+    _say(ctx, render.plan_text(planned))
+    replay.check_force(planned, forced=args.force)
+    if args.dry_run:
+        emit(ctx, {**summary, "dry_run": True}, "dry run: nothing was replayed")
+        return 0
+    if not by_reference and not _confirmed(args, len(planned.rows)):
+        emit(ctx, {**summary, "replayed": 0}, "nothing was replayed")
+        return 1
+    return None
 
 
 async def run_reconcile(args: argparse.Namespace, ctx: Context) -> int:

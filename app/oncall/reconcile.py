@@ -31,6 +31,9 @@ class Status(StrEnum):
 
 _SEVERITY = {Status.OK: 0, Status.IN_PROGRESS: 1, Status.OPEN: 1, Status.LOST: 2}
 
+# Subscriptions named one by one in a verdict; the table lists them all.
+_LISTED = 5
+
 
 @dataclass(slots=True)
 class SubscriptionCheck:
@@ -45,8 +48,11 @@ class SubscriptionCheck:
     def flag(self, status: Status, note: str) -> None:
         """Note something that makes the status at least ``status``."""
         self.notes.append(note)
+        self.raise_to(status)
         if status is Status.LOST:
             self.problems.append(note)
+
+    def raise_to(self, status: Status) -> None:
         if _SEVERITY[status] > _SEVERITY[self.status]:
             self.status = status
 
@@ -103,9 +109,7 @@ def judge(sync: Row, checks: list[SubscriptionCheck]) -> Reconciliation:
     lost = [c for c in checks if c.status is Status.LOST]
     waiting = [c for c in checks if c.status is Status.IN_PROGRESS]
     if lost or notes:
-        verdict = "leads NOT delivered: " + " | ".join(
-            [*notes, *(_problems(c) for c in lost)]
-        )
+        verdict = _lost_verdict(sync, lost, notes)
         return Reconciliation(sync, checks, Status.LOST, verdict, notes)
     if waiting:
         return Reconciliation(
@@ -142,12 +146,13 @@ def _check_leads_written(check: SubscriptionCheck, *, existed: bool, sync: Row) 
 def _check_row_states(check: SubscriptionCheck, sync: Row) -> None:
     counts = check.counts
     if counts["dead"]:
-        check.flag(
-            Status.LOST,
+        # Dead rows are summed up across subscriptions in the verdict.
+        check.raise_to(Status.LOST)
+        check.notes.append(
             f"{count(counts['dead'], 'row')} ({count(counts['dead_leads'], 'lead')})"
             f" dead; replay: ctgo-webhooks outbox replay --sync {sync['id']} "
             f"--subscription {counts['subscription_id']} --state dead "
-            "--reason '...'",
+            "--reason '...'"
         )
     if counts["pending"]:
         check.flag(
@@ -200,10 +205,33 @@ def _sync_notes(sync: Row) -> list[str]:
     return notes
 
 
-def _problems(check: SubscriptionCheck) -> str:
-    return f"subscription {check.counts['subscription_id']}: " + "; ".join(
-        check.problems
-    )
+def _lost_verdict(sync: Row, lost: list[SubscriptionCheck], notes: list[str]) -> str:
+    parts = list(notes)
+    dead = [c for c in lost if c.counts["dead"]]
+    if dead:
+        rows = sum(c.counts["dead"] for c in dead)
+        leads = sum(c.counts["dead_leads"] for c in dead)
+        parts.append(
+            f"{count(rows, 'dead row')} ({count(leads, 'lead')}) of "
+            f"{_subscriptions(dead)}; replay them all: ctgo-webhooks outbox replay "
+            f"--sync {sync['id']} --state dead --reason '...'"
+        )
+    other = [c for c in lost if c.problems]
+    parts += [
+        f"subscription {c.counts['subscription_id']}: " + "; ".join(c.problems)
+        for c in other[:_LISTED]
+    ]
+    if len(other) > _LISTED:
+        parts.append(f"and {len(other) - _LISTED} more subscriptions (see above)")
+    return "leads NOT delivered: " + " | ".join(parts)
+
+
+def _subscriptions(checks: list[SubscriptionCheck]) -> str:
+    ids = [str(c.counts["subscription_id"]) for c in checks]
+    listed = ", ".join(ids[:_LISTED])
+    if len(ids) > _LISTED:
+        listed += f" and {len(ids) - _LISTED} more"
+    return f"{count(len(ids), 'subscription')} ({listed})"
 
 
 def _waiting_verdict(waiting: list[SubscriptionCheck]) -> str:

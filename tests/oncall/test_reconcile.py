@@ -98,9 +98,13 @@ async def test_dead_rows_are_reported_lost_with_the_replay_command(
     assert (by_sub[sub]["dead"], by_sub[sub]["dead_leads"]) == (1, 2)
     assert (by_sub[sub]["delivered"], by_sub[sub]["delivered_leads"]) == (2, 3)
     verdict = ran.out.splitlines()[-1]
-    assert verdict.startswith("verdict: leads NOT delivered: subscription")
+    assert verdict.startswith(
+        f"verdict: leads NOT delivered: 1 dead row (2 leads) of 1 subscription ({sub})"
+    )
+    assert f"outbox replay --sync {sync_id} --state dead" in verdict
     assert (
-        f"outbox replay --sync {sync_id} --subscription {sub} --state dead" in verdict
+        f"  subscription {sub}: 1 row (2 leads) dead; replay: ctgo-webhooks outbox "
+        f"replay --sync {sync_id} --subscription {sub} --state dead" in ran.out
     )
 
 
