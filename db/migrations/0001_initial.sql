@@ -331,12 +331,12 @@ BEGIN
     -- lead. Subscriptions with the same filter get the same chunks, so
     -- chunks are formed once per distinct filter and copied to each of its
     -- subscriptions; the per-pair work carries only numbers.
-    WITH subs AS MATERIALIZED (
-        SELECT f.*,
-               dense_rank() OVER (
-                   ORDER BY f.stream_id, f.account_id, f.source_type,
-                            f.feedback_status, f.match_confidence
-               ) AS filter_no
+    WITH filters AS MATERIALIZED (
+        SELECT row_number() OVER () AS filter_no,
+               f.stream_id, f.account_id, f.source_type, f.feedback_status,
+               f.match_confidence,
+               array_agg(f.id ORDER BY f.id) AS subscription_ids,
+               array_agg(f.state ORDER BY f.id) AS subscription_states
         FROM (
             SELECT s.id, s.state,
                    ctgo_filter_id(s.filter_config -> 'streamId') AS stream_id,
@@ -349,11 +349,8 @@ BEGIN
               AND s.state IN ('active', 'disabled')
               AND s.filter_config ->> 'segmentId' IS NULL
         ) AS f
-    ),
-    filters AS (
-        SELECT DISTINCT filter_no, stream_id, account_id, source_type,
-               feedback_status, match_confidence
-        FROM subs
+        GROUP BY f.stream_id, f.account_id, f.source_type, f.feedback_status,
+                 f.match_confidence
     ),
     payloads AS MATERIALIZED (
         SELECT row_number() OVER (ORDER BY l.discovered_at, l.lead_id) AS n,
@@ -408,7 +405,14 @@ BEGIN
                c.leads_in_chunk, c.body,
                CASE s.state WHEN 'disabled' THEN 'held' ELSE 'pending' END
         FROM chunks AS c
-        JOIN subs AS s ON s.filter_no = c.filter_no
+        -- Scalar look-ups rather than a join: chunks are read once, however
+        -- the planner would have ordered a join it cannot estimate.
+        CROSS JOIN LATERAL unnest(
+            (SELECT f.subscription_ids FROM filters AS f
+              WHERE f.filter_no = c.filter_no),
+            (SELECT f.subscription_states FROM filters AS f
+              WHERE f.filter_no = c.filter_no)
+        ) AS s (id, state)
         ON CONFLICT ON CONSTRAINT outbox_sync_id_subscription_id_chunk_no_key
             DO NOTHING
         RETURNING o.id, o.state
