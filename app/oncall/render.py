@@ -99,8 +99,11 @@ def row_detail_data(detail: RowDetail) -> Any:
 
 def plan_text(replay_plan: ReplayPlan) -> str:
     """How many rows a replay touches, by state: printed before anything else."""
-    rows = count(len(replay_plan.rows), "outbox row")
-    lines = [f"{rows} match: {_counts(replay_plan.by_state())}"]
+    matched = len(replay_plan.rows)
+    verb = "matches" if matched == 1 else "match"
+    lines = [
+        f"{count(matched, 'outbox row')} {verb}: {_counts(replay_plan.by_state())}"
+    ]
     inactive = replay_plan.inactive_subscriptions()
     if inactive["unsubscribed"]:
         lines.append(

@@ -55,7 +55,7 @@ async def test_dead_row_becomes_due_now_with_fresh_window_same_id_and_body(
 
     after = await _row(conn, row["id"])
     assert ran.code == 0, ran.err
-    assert "1 outbox row match: 1 dead" in ran.out
+    assert "1 outbox row matches: 1 dead" in ran.out
     assert after["state"] == "pending"
     assert after["finished_at"] is None
     assert after["window_started_at"] > before["window_started_at"]

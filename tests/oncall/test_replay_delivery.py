@@ -121,7 +121,7 @@ async def test_replays_racing_while_a_post_is_in_flight_give_one_post(
     # Concurrent runs share one captured stdout, so count in all of it.
     printed = "".join(r.out for r in replays)
     assert [r.code for r in replays] == [0, 0]
-    assert printed.count("1 outbox row match: 1 delivering") == 2
+    assert printed.count("1 outbox row matches: 1 delivering") == 2
     assert during == [None, None]
     assert first == "delivered"
     assert len(receiver.received) == 1
