@@ -39,6 +39,7 @@ class Claim:
     workspace_id: int
     target_url: str
     secret: str
+    taken_over: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ async def claim(
         workspace_id=_int(row["workspace_id"]),
         target_url=str(row["target_url"]),
         secret=str(row["secret"]),
+        taken_over=bool(row["taken_over"]),
     )
 
 

@@ -117,6 +117,14 @@ class Deliverer:
         if isinstance(claimed, Unclaimable):
             _log_unclaimable(claimed)
             return None
+        if claimed is not None and claimed.taken_over:
+            logger.warning(
+                "delivery_lease_expired",
+                outbox_id=claimed.outbox_id,
+                webhook_id=claimed.webhook_id,
+                subscription_id=claimed.subscription_id,
+                attempt=claimed.attempt_no - 1,
+            )
         return claimed
 
     async def _send(self, held: Claim) -> Exchange:

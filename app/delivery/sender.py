@@ -110,6 +110,8 @@ async def open_client(
         timeout=httpx.Timeout(None, connect=settings.connect_timeout),
         follow_redirects=False,
         trust_env=False,
+        # A compressed answer would have to be inflated to cap what we read.
+        headers={"accept-encoding": "identity"},
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
     try:

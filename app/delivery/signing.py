@@ -32,8 +32,6 @@ def webhook_headers(
     return {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        # Compressed answers would need decompressing to cap what we read.
-        "accept-encoding": "identity",
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature(secret, webhook_id, timestamp, body),

@@ -48,7 +48,7 @@ UPDATE outbox AS o
  WHERE o.id = d.id AND s.id = o.subscription_id
 RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
           o.lease_token, o.subscription_id, o.workspace_id, o.state,
-          s.target_url, s.secret;
+          d.state = 'delivering' AS taken_over, s.target_url, s.secret;
 
 -- name: requeue_early_job
 -- A job that came before its row is due (a retry moved later, a replay):
@@ -141,7 +141,10 @@ UPDATE subscriptions
 UPDATE outbox
    SET state = 'cancelled', finished_at = now(), updated_at = now(),
        lease_token = NULL, lease_until = NULL,
-       last_status_code = CASE WHEN id = %(outbox_id)s THEN 410 ELSE last_status_code END,
+       last_status_code = CASE
+                              WHEN id = %(outbox_id)s THEN 410
+                              ELSE last_status_code
+                          END,
        last_error = 'receiver answered 410 Gone'
  WHERE subscription_id = %(subscription_id)s
    AND (state IN ('pending', 'held')

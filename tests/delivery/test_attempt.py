@@ -518,7 +518,8 @@ async def test_an_expired_lease_is_taken_over_and_the_lost_attempt_recorded(
         [row.outbox_id],
     )
 
-    assert await deliverer.deliver(row.outbox_id) == "delivered"
+    with capture_logs() as logs:
+        assert await deliverer.deliver(row.outbox_id) == "delivered"
 
     recorded = await attempts(conn, row.outbox_id)
     assert [(a["attempt_no"], a["outcome"]) for a in recorded] == [
@@ -526,6 +527,10 @@ async def test_an_expired_lease_is_taken_over_and_the_lost_attempt_recorded(
         (2, "delivered"),
     ]
     assert recorded[0]["duration_ms"] == 9000
+    assert [e["event"] for e in logs] == [
+        "delivery_lease_expired",
+        "delivery_succeeded",
+    ]
 
 
 async def test_a_live_lease_is_not_taken_over(
