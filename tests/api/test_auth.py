@@ -1,0 +1,82 @@
+"""Bearer API keys on every /v2 route; 401 with WWW-Authenticate otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.database import workspaces
+from app.database.connection import Connection
+from tests.api.conftest import Api
+
+ROUTES = [
+    ("POST", "/v2/webhooks/subscribe", {"targetUrl": "http://127.0.0.1:9/h"}),
+    ("POST", "/v2/webhooks/unsubscribe", {"id": 1}),
+    ("DELETE", "/v2/webhooks/1", None),
+    ("GET", "/v2/webhooks", None),
+    ("GET", "/v2/webhooks/1", None),
+    ("GET", "/v2/webhooks/sample", None),
+]
+
+BAD_HEADERS = [
+    {},
+    {"Authorization": ""},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer not-a-key"},
+    {"Authorization": "Bearer ctgo_short"},
+    {"Authorization": "Bearer ctgo_" + "!" * 43},
+    {"Authorization": "Bearer ctgo_" + "A" * 43},
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+async def test_every_v2_route_needs_a_key(
+    api: Api, method: str, path: str, body: object
+) -> None:
+    for headers in BAD_HEADERS:
+        response = await api.client.request(method, path, json=body, headers=headers)
+
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_key_is_accepted_with_any_case_of_bearer(api: Api) -> None:
+    response = await api.client.get(
+        "/v2/webhooks", headers={"Authorization": f"bearer {api.key}"}
+    )
+
+    assert response.status_code == 200
+
+
+async def test_revoked_key_stops_working_on_the_next_request(
+    api: Api, conn: Connection
+) -> None:
+    before = await api.client.get("/v2/webhooks", headers=api.auth())
+
+    await workspaces.revoke_key(conn, api.key[: workspaces.PREFIX_LENGTH])
+    after = await api.client.get("/v2/webhooks", headers=api.auth())
+
+    assert before.status_code == 200
+    assert after.status_code == 401
+    assert "unknown or revoked" in after.json()["error"]["message"]
+
+
+async def test_unauthenticated_subscribe_stores_nothing_even_with_a_valid_body(
+    api: Api, conn: Connection
+) -> None:
+    await api.client.post(
+        "/v2/webhooks/subscribe",
+        json={"targetUrl": "http://127.0.0.1:9/h"},
+        headers={"Authorization": "Bearer ctgo_" + "B" * 43},
+    )
+
+    cur = await conn.execute("SELECT count(*) AS n FROM subscriptions")
+    assert await cur.fetchone() == {"n": 0}
+
+
+async def test_health_and_schema_need_no_key(api: Api) -> None:
+    for path in ("/health/live", "/health/ready", "/schema/openapi.json"):
+        response = await api.client.get(path)
+
+        assert response.status_code == 200, path
