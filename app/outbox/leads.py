@@ -4,7 +4,8 @@ Text rules, the same ones db/README.md gives to writers in other languages:
 
 - Valid text in any script, emoji included, is stored and sent unchanged.
 - NUL characters and lone UTF-16 surrogates cannot be stored by PostgreSQL;
-  each becomes U+FFFD (the replacement character) instead of failing the sync.
+  each becomes U+FFFD (the replacement character) instead of failing the
+  sync, as do bytes of a line that are not UTF-8.
 - Text fields longer than their cap are cut to the cap, the last kept
   character being "…". The caps keep every lead under :data:`MAX_LEAD_BYTES`
   as JSON, so one lead always fits in a webhook body.
