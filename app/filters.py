@@ -35,7 +35,11 @@ FilterId = Annotated[int, msgspec.Meta(ge=1, le=MAX_FILTER_ID)]
 class FilterConfig(
     msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True
 ):
-    """Which leads a subscription receives; every field is optional."""
+    """Which leads a subscription receives: an AND of the fields present.
+
+    Unknown fields are refused. segmentId (removed in v2 amendment-12) and
+    trackedAccountId (renamed to accountId) are refused with a message.
+    """
 
     stream_id: (
         Annotated[

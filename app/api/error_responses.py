@@ -169,6 +169,10 @@ def documented(*statuses: int) -> dict[int, ResponseSpec]:
         503: "The database is unreachable; retry later",
     }
     return {
-        status: ResponseSpec(data_container=ErrorBody, description=meanings[status])
+        status: ResponseSpec(
+            generate_examples=False,
+            data_container=ErrorBody,
+            description=meanings[status],
+        )
         for status in statuses
     }

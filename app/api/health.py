@@ -30,7 +30,9 @@ async def live() -> Health:
     summary="Readiness",
     responses={
         503: ResponseSpec(
-            data_container=Health, description="Not ready; reason says why"
+            generate_examples=False,
+            data_container=Health,
+            description="Not ready; reason says why",
         )
     },
 )

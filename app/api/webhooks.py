@@ -54,7 +54,15 @@ class WebhooksController(Controller):
         dto=StrictJSON[SubscribeRequest],
         return_dto=None,
         status_code=HTTP_201_CREATED,
-        responses=documented(400, 401, 413, 415, 503),
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                generate_examples=False,
+                data_container=Subscription,
+                description="Updated: this workspace had subscribed the URL "
+                "already; same id and secret",
+            ),
+            **documented(400, 401, 413, 415, 503),
+        },
         summary="Subscribe a URL (201 created, 200 updated)",
     )
     async def subscribe(
@@ -143,6 +151,7 @@ class WebhooksController(Controller):
         "/sample",
         responses={
             HTTP_200_OK: ResponseSpec(
+                generate_examples=False,
                 data_container=list[Lead],
                 description="Leads in the delivered shape, newest first",
             ),

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from app.api import connections
+from app.api.schemas import Subscription
 from app.database.connection import Connection
 from app.settings import Settings
 from tests.api.conftest import Api, count, running_api
@@ -231,3 +232,20 @@ async def test_openapi_documents_camel_case_bodies_and_the_error_shape(
     }
     assert "/v2/webhooks/sample" in schema["paths"]
     assert "BearerKey" in schema["components"]["securitySchemes"]
+
+
+async def test_a_bug_is_500_json_without_details(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(row: object) -> object:
+        raise RuntimeError("internal detail that must not leak")
+
+    await api.subscribe(HOOK)
+    monkeypatch.setattr(Subscription, "from_row", broken)
+
+    response = await api.client.get("/v2/webhooks", headers=api.auth())
+
+    assert response.status_code == 500
+    error = error_of(response)
+    assert error["code"] == "internal_error"
+    assert "internal detail" not in response.text
