@@ -52,6 +52,8 @@ class ErrorBody(msgspec.Struct, frozen=True):
     error: ErrorDetail
 
 
+# The bodies as sent: msgspec checks their shape, then app.filters and the
+# from_json methods check values with messages of our own.
 class _SubscribeWire(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     target_url: str
     filter_config: dict[str, Any] | None = None

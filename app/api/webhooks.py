@@ -35,7 +35,8 @@ from app.targets import check_url_resolved
 
 logger = structlog.get_logger(__name__)
 
-AnyRequest = Request[int, None, Any]
+# request.user is the workspace id the API key belongs to (see app.api.auth).
+WorkspaceRequest = Request[int, None, Any]
 AppSettings = NamedDependency[SkipValidation[Settings]]
 
 SAMPLE_SIZE = 3
@@ -67,7 +68,7 @@ class WebhooksController(Controller):
     )
     async def subscribe(
         self,
-        request: AnyRequest,
+        request: WorkspaceRequest,
         data: JSONBody[SubscribeRequest],
         pool: Pool,
         settings: AppSettings,
@@ -108,7 +109,7 @@ class WebhooksController(Controller):
         summary="Unsubscribe by id (body)",
     )
     async def unsubscribe(
-        self, request: AnyRequest, data: JSONBody[UnsubscribeRequest], pool: Pool
+        self, request: WorkspaceRequest, data: JSONBody[UnsubscribeRequest], pool: Pool
     ) -> UnsubscribeResult:
         """Stop deliveries to a subscription; repeating it answers 200 again."""
         return await _unsubscribe(pool, request.user, data.id)
@@ -120,14 +121,14 @@ class WebhooksController(Controller):
         summary="Unsubscribe by id (path)",
     )
     async def delete(
-        self, request: AnyRequest, subscription_id: FromPath[int], pool: Pool
+        self, request: WorkspaceRequest, subscription_id: FromPath[int], pool: Pool
     ) -> UnsubscribeResult:
         """Same as POST /v2/webhooks/unsubscribe, for clients that send DELETE."""
         return await _unsubscribe(pool, request.user, subscription_id)
 
     @get("/", responses=documented(401, 503), summary="List subscriptions")
     async def list_subscriptions(
-        self, request: AnyRequest, pool: Pool
+        self, request: WorkspaceRequest, pool: Pool
     ) -> list[Subscription]:
         """This workspace's subscriptions that are not unsubscribed."""
         async with transaction(pool) as conn:
@@ -140,7 +141,7 @@ class WebhooksController(Controller):
         summary="Show one subscription",
     )
     async def show(
-        self, request: AnyRequest, subscription_id: FromPath[int], pool: Pool
+        self, request: WorkspaceRequest, subscription_id: FromPath[int], pool: Pool
     ) -> Subscription:
         """One subscription of this workspace, whatever its state."""
         async with transaction(pool) as conn:
@@ -161,7 +162,7 @@ class WebhooksController(Controller):
     )
     async def sample(
         self,
-        request: AnyRequest,
+        request: WorkspaceRequest,
         pool: Pool,
         stream_id: Annotated[str | None, _filter("streamId", "A campaign")] = None,
         account_id: Annotated[
