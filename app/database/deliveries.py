@@ -2,8 +2,12 @@
 
 An attempt holds a row through its lease (``lease_token``, ``lease_until``):
 :func:`claim` takes it, and only the holder of that token may settle the row
-afterwards. Each ``record_*`` function writes the attempt and settles the row;
-call it inside one transaction (:func:`transaction`) so both happen or neither.
+afterwards. Each ``record_*`` function puts the attempt on record and settles
+the row together: in one statement, or for :func:`record_gone` in the
+caller's :func:`transaction`.
+
+The worker's pool runs in autocommit (:func:`open_pool`): a claim or a record
+is one statement, so it needs no BEGIN and COMMIT round trips of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from app.database import connection
@@ -83,8 +88,15 @@ class Sweep:
 
 @asynccontextmanager
 async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPool]:
-    """An open pool of ``max_size`` connections, closed on the way out."""
-    pool = connection.make_pool(url, min_size=1, max_size=max_size)
+    """An open pool of ``max_size`` autocommit connections, closed on the way out."""
+    pool = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        configure=_autocommit,
+        open=False,
+    )
     try:
         await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
     except psycopg.Error as exc:
@@ -94,6 +106,20 @@ async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPoo
         yield pool
     finally:
         await pool.close()
+
+
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
+@asynccontextmanager
+async def pooled(pool: AsyncConnectionPool, action: str) -> AsyncIterator[Connection]:
+    """A pooled connection; any psycopg error becomes a DatabaseError."""
+    try:
+        async with pool.connection() as conn:
+            yield conn  # type: ignore[misc]
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{action} failed: {exc}") from exc
 
 
 @asynccontextmanager
@@ -137,28 +163,28 @@ async def claim(
 
 async def record_delivered(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
     """The receiver took the body: the row is delivered, final."""
-    cur = await conn.execute(
-        q("settle_delivered"),
-        {**_lease(held), "status_code": attempt.status_code},
-    )
-    settled = _settled(await cur.fetchone())
-    await _insert_attempt(conn, attempt, settled)
-    return settled
+    cur = await conn.execute(q("record_delivered"), _record(held, attempt))
+    return _settled(await cur.fetchone())
 
 
 async def record_gone(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
-    """410 Gone: unsubscribe, cancel this row and the subscription's waiting rows."""
+    """410 Gone: unsubscribe, cancel this row and the subscription's waiting rows.
+
+    Run it in a transaction: the subscription, the rows and the attempt
+    change together.
+    """
     await conn.execute(q("unsubscribe_gone"), {"subscription_id": held.subscription_id})
     cur = await conn.execute(
         q("cancel_gone"), {**_lease(held), "subscription_id": held.subscription_id}
     )
     cancelled = [_int(row["id"]) for row in await cur.fetchall()]
-    settled = Settled(
+    await conn.execute(
+        q("insert_attempt"), {**asdict(attempt), "next_attempt_at": None}
+    )
+    return Settled(
         state="cancelled" if held.outbox_id in cancelled else None,
         cancelled=len(cancelled),
     )
-    await _insert_attempt(conn, attempt, settled)
-    return settled
 
 
 async def record_failure(
@@ -170,33 +196,24 @@ async def record_failure(
     retry_after: float,
     retry_window: float,
 ) -> Settled:
-    """A failed attempt: schedule the next one (and its job), or the row is dead."""
+    """A failed attempt: the next one is scheduled (and queued), or the row is dead."""
     cur = await conn.execute(
-        q("settle_failed"),
+        q("record_failure"),
         {
-            **_lease(held),
+            **_record(held, attempt),
             "backoff": backoff,
             "retry_after": retry_after,
             "retry_window": retry_window,
-            "status_code": attempt.status_code,
-            "error": _last_error(attempt),
+            "last_error": _last_error(attempt),
         },
     )
-    settled = _settled(await cur.fetchone())
-    await _insert_attempt(conn, attempt, settled)
-    await _queue_retry(conn, held.outbox_id, settled)
-    return settled
+    return _settled(await cur.fetchone())
 
 
 async def record_abandoned(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
     """The worker stopped mid-attempt: the row is due again at once."""
-    cur = await conn.execute(
-        q("release_abandoned"), {**_lease(held), "error": attempt.error}
-    )
-    settled = _settled(await cur.fetchone())
-    await _insert_attempt(conn, attempt, settled)
-    await _queue_retry(conn, held.outbox_id, settled)
-    return settled
+    cur = await conn.execute(q("record_abandoned"), _record(held, attempt))
+    return _settled(await cur.fetchone())
 
 
 async def requeue_due_without_job(conn: Connection, limit: int) -> Sweep:
@@ -208,23 +225,12 @@ async def requeue_due_without_job(conn: Connection, limit: int) -> Sweep:
     return Sweep(found=_int(row["found"]), queued=_int(row["queued"]))
 
 
-async def _insert_attempt(conn: Connection, attempt: Attempt, settled: Settled) -> None:
-    await conn.execute(
-        q("insert_attempt"),
-        {**asdict(attempt), "next_attempt_at": settled.next_attempt_at},
-    )
-
-
-async def _queue_retry(conn: Connection, outbox_id: int, settled: Settled) -> None:
-    if settled.state == "pending":
-        await conn.execute(
-            q("queue_retry"),
-            {"outbox_id": outbox_id, "run_at": settled.next_attempt_at},
-        )
-
-
 def _lease(held: Claim) -> dict[str, Any]:
     return {"outbox_id": held.outbox_id, "lease_token": held.lease_token}
+
+
+def _record(held: Claim, attempt: Attempt) -> dict[str, Any]:
+    return {**asdict(attempt), "lease_token": held.lease_token}
 
 
 def _settled(row: dict[str, object] | None) -> Settled:

@@ -30,7 +30,7 @@ from aiohttp.abc import AbstractResolver
 from psycopg_pool import AsyncConnectionPool
 
 from app.database import deliveries
-from app.database.connection import database_url
+from app.database.connection import Connection, database_url
 from app.database.deliveries import Attempt, Claim, Settled, Unclaimable
 from app.delivery import backoff
 from app.delivery.sender import Exchange, open_client, send
@@ -50,6 +50,8 @@ POOL_HEADROOM = 4
 MAX_POOL_SIZE = 24
 
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+RECORDING = "recording an attempt"
 
 
 def lease_seconds(settings: Settings) -> float:
@@ -110,7 +112,7 @@ class Deliverer:
         return attempt.outcome
 
     async def _claim(self, outbox_id: int) -> Claim | None:
-        async with deliveries.transaction(self._pool, "claiming a row") as conn:
+        async with deliveries.pooled(self._pool, "claiming a row") as conn:
             claimed = await deliveries.claim(
                 conn, outbox_id, lease_seconds(self._settings)
             )
@@ -143,24 +145,34 @@ class Deliverer:
     async def _record(
         self, held: Claim, attempt: Attempt, exchange: Exchange | None
     ) -> Settled:
-        async with deliveries.transaction(self._pool, "recording an attempt") as conn:
-            if attempt.outcome == "delivered":
-                settled = await deliveries.record_delivered(conn, held, attempt)
-            elif attempt.outcome == "gone":
+        if attempt.outcome == "gone":
+            async with deliveries.transaction(self._pool, RECORDING) as conn:
                 settled = await deliveries.record_gone(conn, held, attempt)
-            elif attempt.outcome == "abandoned":
-                settled = await deliveries.record_abandoned(conn, held, attempt)
-            else:
-                settled = await deliveries.record_failure(
-                    conn,
-                    held,
-                    attempt,
-                    backoff=backoff.retry_delay(held.attempt_no, self._settings),
-                    retry_after=self._retry_after(exchange),
-                    retry_window=self._settings.retry_window,
-                )
+        else:
+            async with deliveries.pooled(self._pool, RECORDING) as conn:
+                settled = await self._record_one(conn, held, attempt, exchange)
         _log_attempt(held, attempt, settled, exchange)
         return settled
+
+    async def _record_one(
+        self,
+        conn: Connection,
+        held: Claim,
+        attempt: Attempt,
+        exchange: Exchange | None,
+    ) -> Settled:
+        if attempt.outcome == "delivered":
+            return await deliveries.record_delivered(conn, held, attempt)
+        if attempt.outcome == "abandoned":
+            return await deliveries.record_abandoned(conn, held, attempt)
+        return await deliveries.record_failure(
+            conn,
+            held,
+            attempt,
+            backoff=backoff.retry_delay(held.attempt_no, self._settings),
+            retry_after=self._retry_after(exchange),
+            retry_window=self._settings.retry_window,
+        )
 
     def _retry_after(self, exchange: Exchange | None) -> float:
         if exchange is None or exchange.status_code not in RETRY_AFTER_STATUSES:

@@ -89,7 +89,7 @@ async def requeue_due_rows(pool: AsyncConnectionPool) -> int:
     """Queue a job for every due row that has none; return how many."""
     queued = 0
     for _ in range(MAX_BATCHES):
-        async with deliveries.transaction(pool, "sweeping due rows") as conn:
+        async with deliveries.pooled(pool, "sweeping due rows") as conn:
             batch = await deliveries.requeue_due_without_job(conn, SWEEP_BATCH)
         queued += batch.queued
         if batch.found < SWEEP_BATCH:

@@ -57,20 +57,37 @@ SELECT ctgo_enqueue_deliveries(ARRAY[o.id], o.next_attempt_at) AS queued
   FROM outbox AS o
  WHERE o.id = %(outbox_id)s AND o.state = 'pending' AND o.next_attempt_at > now();
 
--- name: settle_delivered
--- The receiver took it: the row is final. Only the lease holder may settle.
-UPDATE outbox
-   SET state = 'delivered', finished_at = now(), updated_at = now(),
-       lease_token = NULL, lease_until = NULL,
-       last_status_code = %(status_code)s, last_error = NULL
- WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
-RETURNING state, NULL::timestamptz AS next_attempt_at;
+-- name: record_delivered
+-- The receiver took it: the row is delivered, final. One statement settles
+-- the row and puts the attempt on record, so both happen or neither. Only the
+-- lease holder may settle the row; the attempt is recorded either way.
+WITH settled AS (
+    UPDATE outbox
+       SET state = 'delivered', finished_at = now(), updated_at = now(),
+           lease_token = NULL, lease_until = NULL,
+           last_status_code = %(status_code)s, last_error = NULL
+     WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
+    RETURNING state
+),
+recorded AS (
+    INSERT INTO delivery_attempts (
+        outbox_id, attempt_no, started_at, duration_ms, outcome, status_code,
+        error, response_excerpt, location
+    ) VALUES (
+        %(outbox_id)s, %(attempt_no)s, %(started_at)s, %(duration_ms)s,
+        %(outcome)s, %(status_code)s, %(error)s, %(response_excerpt)s,
+        %(location)s
+    )
+)
+SELECT state, NULL::timestamptz AS next_attempt_at FROM settled;
 
--- name: settle_failed
+-- name: record_failure
 -- The attempt failed. Next attempt after the backoff, but no later than the
 -- end of the retry window, and no earlier than a Retry-After; once the window
 -- is over the row is dead. A subscription that stopped being active while
 -- the attempt was in flight takes the row with it: cancelled or held.
+-- One statement settles the row (lease holder only), records the attempt
+-- with its next attempt time, and queues the job for that time.
 WITH plan AS (
     SELECT o.id,
            s.state AS subscription_state,
@@ -84,46 +101,77 @@ WITH plan AS (
       FROM outbox AS o
       JOIN subscriptions AS s ON s.id = o.subscription_id
      WHERE o.id = %(outbox_id)s
-)
-UPDATE outbox AS o
-   SET state = CASE
-                   WHEN p.subscription_state = 'unsubscribed' THEN 'cancelled'
-                   WHEN p.subscription_state = 'disabled' THEN 'held'
-                   WHEN p.window_over THEN 'dead'
-                   ELSE 'pending'
-               END,
-       next_attempt_at = CASE
-                             WHEN p.subscription_state = 'active'
-                                  AND NOT p.window_over
-                             THEN p.next_at
-                             ELSE o.next_attempt_at
+),
+settled AS (
+    UPDATE outbox AS o
+       SET state = CASE
+                       WHEN p.subscription_state = 'unsubscribed' THEN 'cancelled'
+                       WHEN p.subscription_state = 'disabled' THEN 'held'
+                       WHEN p.window_over THEN 'dead'
+                       ELSE 'pending'
+                   END,
+           next_attempt_at = CASE
+                                 WHEN p.subscription_state = 'active'
+                                      AND NOT p.window_over
+                                 THEN p.next_at
+                                 ELSE o.next_attempt_at
+                             END,
+           finished_at = CASE
+                             WHEN p.subscription_state = 'unsubscribed'
+                                  OR (p.subscription_state = 'active'
+                                      AND p.window_over)
+                             THEN now()
                          END,
-       finished_at = CASE
-                         WHEN p.subscription_state = 'unsubscribed'
-                              OR (p.subscription_state = 'active' AND p.window_over)
-                         THEN now()
-                     END,
-       lease_token = NULL, lease_until = NULL,
-       last_status_code = %(status_code)s, last_error = %(error)s,
-       updated_at = now()
-  FROM plan AS p
- WHERE o.id = p.id AND o.lease_token = %(lease_token)s
-RETURNING o.state,
-          CASE WHEN o.state = 'pending' THEN o.next_attempt_at END
-              AS next_attempt_at;
+           lease_token = NULL, lease_until = NULL,
+           last_status_code = %(status_code)s, last_error = %(last_error)s,
+           updated_at = now()
+      FROM plan AS p
+     WHERE o.id = p.id AND o.lease_token = %(lease_token)s
+    RETURNING o.id, o.state,
+              CASE WHEN o.state = 'pending' THEN o.next_attempt_at END
+                  AS next_attempt_at
+),
+recorded AS (
+    INSERT INTO delivery_attempts (
+        outbox_id, attempt_no, started_at, duration_ms, outcome, status_code,
+        error, response_excerpt, location, next_attempt_at
+    ) VALUES (
+        %(outbox_id)s, %(attempt_no)s, %(started_at)s, %(duration_ms)s,
+        %(outcome)s, %(status_code)s, %(error)s, %(response_excerpt)s,
+        %(location)s, (SELECT next_attempt_at FROM settled)
+    )
+)
+SELECT s.state, s.next_attempt_at,
+       CASE
+           WHEN s.state = 'pending'
+           THEN ctgo_enqueue_deliveries(ARRAY[s.id], s.next_attempt_at)
+       END AS queued
+  FROM settled AS s;
 
--- name: release_abandoned
+-- name: record_abandoned
 -- The worker is stopping and gave up waiting for this attempt: the row is
--- due again at once, for any worker. Only the lease holder may release it.
-UPDATE outbox
-   SET state = 'pending', next_attempt_at = now(), updated_at = now(),
-       lease_token = NULL, lease_until = NULL, last_error = %(error)s
- WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
-RETURNING state, next_attempt_at;
-
--- name: queue_retry
--- The job that wakes the row for its next attempt.
-SELECT ctgo_enqueue_deliveries(ARRAY[%(outbox_id)s]::bigint[], %(run_at)s) AS queued;
+-- due again at once, for any worker, with a job queued for it. Only the
+-- lease holder may release the row; the attempt is recorded either way.
+WITH settled AS (
+    UPDATE outbox
+       SET state = 'pending', next_attempt_at = now(), updated_at = now(),
+           lease_token = NULL, lease_until = NULL, last_error = %(error)s
+     WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
+    RETURNING id, state, next_attempt_at
+),
+recorded AS (
+    INSERT INTO delivery_attempts (
+        outbox_id, attempt_no, started_at, duration_ms, outcome, status_code,
+        error, response_excerpt, location, next_attempt_at
+    ) VALUES (
+        %(outbox_id)s, %(attempt_no)s, %(started_at)s, %(duration_ms)s,
+        %(outcome)s, %(status_code)s, %(error)s, %(response_excerpt)s,
+        %(location)s, (SELECT next_attempt_at FROM settled)
+    )
+)
+SELECT s.state, s.next_attempt_at,
+       ctgo_enqueue_deliveries(ARRAY[s.id], s.next_attempt_at) AS queued
+  FROM settled AS s;
 
 -- name: unsubscribe_gone
 -- The receiver answered 410 Gone: it does not want this subscription any more.
@@ -152,7 +200,7 @@ UPDATE outbox
 RETURNING id;
 
 -- name: insert_attempt
--- Every attempt is on record, whatever became of its row.
+-- The attempt that got the 410, on record in the same transaction.
 INSERT INTO delivery_attempts (
     outbox_id, attempt_no, started_at, duration_ms, outcome, status_code,
     error, response_excerpt, location, next_attempt_at
