@@ -51,7 +51,7 @@ async def sweep_forever(
         try:
             await sweep(app, pool, queue)
         except (DatabaseError, ConnectorException) as exc:
-            logger.warning("sweep_failed", error=str(exc))
+            logger.warning("sweep_failed", error=error_text(exc))
         await asyncio.sleep(settings.sweep_interval)
 
 
@@ -95,3 +95,10 @@ async def requeue_due_rows(pool: AsyncConnectionPool) -> int:
         if batch.found < SWEEP_BATCH:
             break
     return queued
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, for a log line: Procrastinate's own text is generic."""
+    cause = exc.__cause__ if isinstance(exc, ConnectorException) else None
+    shown = cause if cause is not None else exc
+    return f"{type(shown).__name__}: {shown}".strip()

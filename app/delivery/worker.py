@@ -29,7 +29,12 @@ from app.database import deliveries
 from app.database.connection import database_url
 from app.delivery.attempt import Deliverer, pool_size
 from app.delivery.sender import open_client
-from app.delivery.sweeper import HEARTBEAT_INTERVAL, STALLED_AFTER, sweep_forever
+from app.delivery.sweeper import (
+    HEARTBEAT_INTERVAL,
+    STALLED_AFTER,
+    error_text,
+    sweep_forever,
+)
 from app.settings import Settings
 
 logger = structlog.get_logger(__name__)
@@ -119,7 +124,7 @@ async def _work_until(
             return
 
         error = None if worker.cancelled() else worker.exception()
-        logger.error("worker_restarting", error=str(error) if error else None)
+        logger.error("worker_restarting", error=error_text(error) if error else None)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RESTART_DELAY)
 
