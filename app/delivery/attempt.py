@@ -33,7 +33,7 @@ from app.database import deliveries
 from app.database.connection import Connection, database_url
 from app.database.deliveries import Attempt, Claim, Settled, Unclaimable
 from app.delivery import backoff
-from app.delivery.sender import Exchange, open_client, send
+from app.delivery.sender import ERROR_LIMIT, Exchange, open_client, send
 from app.delivery.signing import webhook_headers
 from app.settings import Settings
 
@@ -134,13 +134,23 @@ class Deliverer:
             headers = webhook_headers(
                 held.secret, held.webhook_id, int(time.time()), held.body
             )
-        except ValueError as exc:
-            return Exchange(
-                failure="internal_error", error_class=type(exc).__name__, error=str(exc)
+            return await send(
+                self._client, held.target_url, headers, held.body, self._settings
             )
-        return await send(
-            self._client, held.target_url, headers, held.body, self._settings
-        )
+        except Exception as exc:
+            # A bug or bad data (a broken secret) must not leave the row to be
+            # claimed and to crash again forever: it is a failed attempt, on
+            # record and retried until the window closes like any other.
+            logger.exception(
+                "delivery_internal_error",
+                outbox_id=held.outbox_id,
+                error=type(exc).__name__,
+            )
+            return Exchange(
+                failure="internal_error",
+                error_class=type(exc).__name__,
+                error=f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT],
+            )
 
     async def _record(
         self, held: Claim, attempt: Attempt, exchange: Exchange | None

@@ -604,3 +604,24 @@ async def test_attempt_logs_carry_ids_and_never_the_body_or_secret(
     assert secret not in text
     assert "someone" not in text
     assert receiver.url not in text
+
+
+async def test_a_broken_secret_is_a_recorded_failure_not_a_stuck_row(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    row = await add_row(conn, workspace[0], sub_id)
+    await conn.execute(
+        "UPDATE subscriptions SET secret = 'whsec_not base64!' WHERE id = %s",
+        [sub_id],
+    )
+
+    assert await deliverer.deliver(row.outbox_id) == "internal_error"
+
+    assert receiver.received == []
+    [attempt] = await attempts(conn, row.outbox_id)
+    assert attempt["error"].startswith("ValueError")  # type: ignore[union-attr]
+    assert (await outbox_row(conn, row.outbox_id))["state"] == "pending"
