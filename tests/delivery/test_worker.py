@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from procrastinate import JobContext
+from procrastinate.jobs import Job
 
 from app.database import deliveries
 from app.database.connection import Connection
@@ -289,3 +291,48 @@ async def test_sigterm_past_the_grace_period_leaves_the_row_retryable(
     async with running_worker(replace(fast, delivery_deadline=20.0)):
         await eventually(lambda: all_in(conn, {"delivered"}))
     assert len(receiver.received) == 2
+
+
+async def test_the_hourly_cleanup_removes_delivery_jobs_finished_a_day_ago(
+    conn: Connection, fast: Settings
+) -> None:
+    cur = await conn.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, args) "
+        "SELECT %s, 'deliver', '{}' FROM generate_series(1, 3) RETURNING id",
+        [QUEUE],
+    )
+    old_ok, old_failed, recent = [r["id"] for r in await cur.fetchall()]
+    await conn.execute(
+        "UPDATE procrastinate_jobs SET status = CASE WHEN id = %s THEN 'failed' "
+        "ELSE 'succeeded' END::procrastinate_job_status",
+        [old_failed],
+    )
+    await conn.execute(
+        "UPDATE procrastinate_events SET at = now() - interval '25 hours' "
+        "WHERE job_id = ANY(%s)",
+        [[old_ok, old_failed]],
+    )
+    app = make_app()
+    [periodic] = app.periodic_registry.periodic_tasks.values()
+    assert periodic.cron == "7 * * * *"
+
+    async with (
+        deliveries.open_pool(fast.database_url or "", 2) as pool,
+        app.open_async(pool),
+    ):
+        context = JobContext(
+            app=app,
+            job=Job(
+                id=0,
+                queue=QUEUE,
+                lock=None,
+                queueing_lock=None,
+                task_name="remove_old_delivery_jobs",
+            ),
+            start_timestamp=0.0,
+            abort_reason=lambda: None,
+        )
+        await periodic.task(context, timestamp=0)
+
+    cur = await conn.execute("SELECT id FROM procrastinate_jobs")
+    assert [r["id"] for r in await cur.fetchall()] == [recent]
