@@ -39,6 +39,7 @@ class Claim:
     webhook_id: str
     body: bytes
     attempt_no: int
+    window_attempt_no: int
     lease_token: UUID
     subscription_id: int
     workspace_id: int
@@ -152,6 +153,7 @@ async def claim(
         webhook_id=str(row["webhook_id"]),
         body=bytes(row["body"]),  # type: ignore[call-overload]
         attempt_no=_int(row["attempt_count"]),
+        window_attempt_no=_int(row["window_attempt_no"]),
         lease_token=row["lease_token"],  # type: ignore[arg-type]
         subscription_id=_int(row["subscription_id"]),
         workspace_id=_int(row["workspace_id"]),
@@ -223,6 +225,13 @@ async def requeue_due_without_job(conn: Connection, limit: int) -> Sweep:
     if row is None:
         return Sweep(found=0, queued=0)
     return Sweep(found=_int(row["found"]), queued=_int(row["queued"]))
+
+
+async def release_stray_held(conn: Connection) -> int:
+    """Release held rows whose subscription is active; return how many."""
+    cur = await conn.execute(q("release_stray_held"))
+    row = await cur.fetchone()
+    return 0 if row is None else _int(row["released"])
 
 
 def _lease(held: Claim) -> dict[str, Any]:

@@ -179,7 +179,7 @@ class Deliverer:
             conn,
             held,
             attempt,
-            backoff=backoff.retry_delay(held.attempt_no, self._settings),
+            backoff=backoff.retry_delay(held.window_attempt_no, self._settings),
             retry_after=self._retry_after(exchange),
             retry_window=self._settings.retry_window,
         )

@@ -5,6 +5,8 @@
 2. Rows that are due, or whose lease ran out, and have no job waiting get
    one: a lost job, a killed attempt, a replay, or a sync that bypassed
    ``ctgo_complete_sync()``.
+3. Rows held for a subscription that is active again are released (an
+   attempt in flight can put a row on hold just as a re-enable commits).
 
 Every worker may sweep at the same time: a job is failed once (the second
 try finds it no longer ``doing``) and ``ctgo_enqueue_deliveries`` keeps one
@@ -41,6 +43,7 @@ MAX_BATCHES = 20
 class SweepReport:
     stalled_jobs_failed: int
     rows_requeued: int
+    held_released: int = 0
 
 
 async def sweep_forever(
@@ -59,11 +62,17 @@ async def sweep(app: App, pool: AsyncConnectionPool, queue: str) -> SweepReport:
     """One pass of both recovery steps."""
     failed = await fail_stalled_jobs(app, queue)
     requeued = await requeue_due_rows(pool)
-    if failed or requeued:
+    async with deliveries.pooled(pool, "releasing held rows") as conn:
+        released = await deliveries.release_stray_held(conn)
+
+    if failed or requeued or released:
         logger.info(
-            "sweep_recovered", stalled_jobs_failed=failed, rows_requeued=requeued
+            "sweep_recovered",
+            stalled_jobs_failed=failed,
+            rows_requeued=requeued,
+            held_released=released,
         )
-    return SweepReport(stalled_jobs_failed=failed, rows_requeued=requeued)
+    return SweepReport(failed, requeued, released)
 
 
 async def fail_stalled_jobs(app: App, queue: str) -> int:

@@ -47,6 +47,12 @@ UPDATE outbox AS o
   FROM due AS d, subscriptions AS s
  WHERE o.id = d.id AND s.id = o.subscription_id
 RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
+          -- Backoff grows with the attempts of the current retry window
+          -- only, so a replayed row starts again from the first delay.
+          (SELECT count(*) + 1
+             FROM delivery_attempts AS a
+            WHERE a.outbox_id = o.id AND a.started_at >= o.window_started_at
+              AND a.outcome <> 'abandoned') AS window_attempt_no,
           o.lease_token, o.subscription_id, o.workspace_id, o.state,
           d.state = 'delivering' AS taken_over, s.target_url, s.secret;
 
@@ -101,6 +107,9 @@ WITH plan AS (
       FROM outbox AS o
       JOIN subscriptions AS s ON s.id = o.subscription_id
      WHERE o.id = %(outbox_id)s
+       -- Read the newest window_started_at: a replay committing while this
+       -- attempt was in flight gives the row a fresh window.
+       FOR UPDATE OF o
 ),
 settled AS (
     UPDATE outbox AS o
@@ -234,3 +243,20 @@ SELECT count(*)::integer AS found,
        ORDER BY o.id
        LIMIT %(limit)s
   ) AS d;
+
+-- name: release_stray_held
+-- Sweep: rows held for a subscription that is active again. Re-enabling
+-- releases held rows itself; this catches a row that an attempt in flight
+-- put on hold while the re-enable committed. Released rows get a fresh
+-- retry window, as on re-enable, and a job.
+WITH released AS (
+    UPDATE outbox AS o
+       SET state = 'pending', next_attempt_at = now(),
+           window_started_at = now(), updated_at = now()
+      FROM subscriptions AS s
+     WHERE o.state = 'held' AND s.id = o.subscription_id AND s.state = 'active'
+    RETURNING o.id
+)
+SELECT count(*)::integer AS released,
+       ctgo_enqueue_deliveries(coalesce(array_agg(r.id), '{}')) AS queued
+  FROM released AS r;

@@ -372,6 +372,35 @@ async def test_once_the_window_is_over_a_failed_row_is_dead(
     assert await cur.fetchone() == {"n": 0}
 
 
+async def test_backoff_counts_only_the_attempts_of_the_current_window(
+    conn: Connection, workspace: tuple[int, str], receiver: Receiver, fast: Settings
+) -> None:
+    """A replayed row that failed ten times before starts again at the first delay."""
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    row = await add_row(conn, workspace[0], sub_id)
+    await conn.execute(
+        "INSERT INTO delivery_attempts (outbox_id, attempt_no, started_at, "
+        "duration_ms, outcome, status_code) SELECT %s, n, now() - interval '1 day', "
+        "5, 'http_error', 500 FROM generate_series(1, 10) AS n",
+        [row.outbox_id],
+    )
+    await conn.execute(
+        "UPDATE outbox SET attempt_count = 10, window_started_at = now() WHERE id = %s",
+        [row.outbox_id],
+    )
+    receiver.queue(Reply(status=500))
+
+    async with open_deliverer(replace(fast, retry_max_delay=3600.0)) as deliverer:
+        await deliverer.deliver(row.outbox_id)
+
+    latest = (await attempts(conn, row.outbox_id))[-1]
+    assert latest["attempt_no"] == 11
+    wait = latest["next_attempt_at"] - latest["started_at"]  # type: ignore[operator]
+    # The eleventh attempt overall would wait 0.2 s * 2**10 (minutes); the
+    # first of a window waits 0.1 to 0.3 s, plus the time the attempt took.
+    assert wait < timedelta(seconds=5)
+
+
 async def test_a_retry_near_the_window_end_is_scheduled_at_the_end(
     conn: Connection,
     workspace: tuple[int, str],
@@ -382,7 +411,7 @@ async def test_a_retry_near_the_window_end_is_scheduled_at_the_end(
     row = await add_row(conn, workspace[0], sub_id)
     await conn.execute(
         "UPDATE outbox SET window_started_at = now() - interval '3 days' "
-        "+ interval '1 minute', attempt_count = 30 WHERE id = %s",
+        "+ interval '8 seconds' WHERE id = %s",
         [row.outbox_id],
     )
     receiver.queue(Reply(status=500))

@@ -206,6 +206,36 @@ async def test_a_sweep_fails_stalled_jobs_and_requeues_their_rows(
     ]
 
 
+async def test_the_sweep_releases_rows_held_for_an_active_subscription(
+    conn: Connection, workspace: tuple[int, str], receiver: Receiver, fast: Settings
+) -> None:
+    """A row put on hold just as its subscription was re-enabled is not stranded."""
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    row = await add_row(conn, workspace[0], sub_id)
+    await conn.execute(
+        "UPDATE outbox SET state = 'held', next_attempt_at = now() + interval '1 day'"
+        " WHERE id = %s",
+        [row.outbox_id],
+    )
+    app = make_app()
+
+    async with (
+        deliveries.open_pool(fast.database_url or "", 2) as pool,
+        app.open_async(pool),
+    ):
+        first = await sweep(app, pool, QUEUE)
+        second = await sweep(app, pool, QUEUE)
+
+    assert (first.held_released, second.held_released) == (1, 0)
+    assert await state_of(conn, row.outbox_id) == "pending"
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM procrastinate_jobs "
+        "WHERE queueing_lock = %s AND status = 'todo'",
+        [f"outbox:{row.outbox_id}"],
+    )
+    assert await cur.fetchone() == {"n": 1}
+
+
 async def test_a_row_whose_worker_was_killed_mid_post_is_delivered_again(
     conn: Connection,
     workspace: tuple[int, str],
