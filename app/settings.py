@@ -50,6 +50,16 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
     return parse
 
 
+def _not_negative(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if value < 0:  # type: ignore[operator]
+            raise ValueError("expected zero or a number above it")
+        return value
+
+    return parse
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -60,8 +70,20 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "doc": doc})
+# The commands a setting matters to, for their --help texts: "api", "worker",
+# and "tools" (migrate, sync, outbox and the other one-shot commands).
+EVERY_COMMAND = ("api", "worker", "tools")
+
+
+def _setting(
+    default: Any,
+    parse: Callable[[str], Any],
+    doc: str,
+    used_by: tuple[str, ...] = EVERY_COMMAND,
+) -> Any:
+    return field(
+        default=default, metadata={"parse": parse, "doc": doc, "used_by": used_by}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +96,13 @@ class Settings:
     data_dir: Path = _setting(
         PROJECT_ROOT / ".data", Path, "Folder for the embedded PostgreSQL"
     )
-    host: str = _setting("127.0.0.1", str, "Address the API listens on")
-    port: int = _setting(8000, _positive(int), "Port the API listens on")
+    host: str = _setting(
+        "127.0.0.1",
+        str,
+        "Address the API and the worker's metrics listen on",
+        ("api", "worker"),
+    )
+    port: int = _setting(8000, _positive(int), "Port the API listens on", ("api",))
     log_format: str = _setting(
         "auto",
         _choice("auto", "json", "console"),
@@ -85,52 +112,90 @@ class Settings:
         "info", _choice("debug", "info", "warning", "error"), "Lowest level logged"
     )
     allow_http_targets: bool = _setting(
-        False, _parse_bool, "Accept plain http:// target URLs (local development)"
+        False,
+        _parse_bool,
+        "Accept plain http:// target URLs (local development)",
+        ("api", "worker"),
     )
     allowed_target_networks: tuple[Network, ...] = _setting(
-        (), _parse_networks, "CIDRs exempt from the private-address rule"
+        (),
+        _parse_networks,
+        "CIDRs exempt from the private-address rule",
+        ("api", "worker"),
     )
     max_leads_per_body: int = _setting(
-        100, _positive(int), "Most leads in one webhook body"
+        100, _positive(int), "Most leads in one webhook body", ("tools",)
     )
     max_body_bytes: int = _setting(
-        1024 * 1024, _positive(int), "Most bytes in one webhook body"
+        1024 * 1024, _positive(int), "Most bytes in one webhook body", ("tools",)
     )
     worker_concurrency: int = _setting(
-        10, _positive(int), "Deliveries one worker process runs at once"
+        10, _positive(int), "Deliveries one worker process runs at once", ("worker",)
     )
     connect_timeout: float = _setting(
-        5.0, _positive(float), "Seconds to connect to a receiver"
+        5.0, _positive(float), "Seconds to connect to a receiver", ("worker",)
     )
     delivery_deadline: float = _setting(
-        30.0, _positive(float), "Hard limit in seconds on one delivery attempt"
+        30.0,
+        _positive(float),
+        "Hard limit in seconds on one delivery attempt",
+        ("worker",),
     )
     retry_base_delay: float = _setting(
-        20.0, _positive(float), "Seconds before the first retry (jittered ±50%)"
+        20.0,
+        _positive(float),
+        "Seconds before the first retry (jittered ±50%)",
+        ("worker",),
     )
     retry_max_delay: float = _setting(
-        4 * 3600.0, _positive(float), "Longest wait in seconds between two attempts"
+        4 * 3600.0,
+        _positive(float),
+        "Longest wait in seconds between two attempts",
+        ("worker",),
     )
     retry_window: float = _setting(
         3 * 86400.0,
         _positive(float),
         "Seconds a row is retried before it is dead",
+        ("worker",),
     )
     retry_after_max: float = _setting(
-        3600.0, _positive(float), "Longest Retry-After in seconds that is honoured"
+        3600.0,
+        _positive(float),
+        "Longest Retry-After in seconds that is honoured",
+        ("worker",),
     )
     sweep_interval: float = _setting(
         10.0,
         _positive(float),
         "Seconds between two sweeps for stalled or job-less rows",
+        ("worker",),
     )
     poll_interval: float = _setting(
-        1.0, _positive(float), "Seconds between two polls for scheduled jobs"
+        1.0,
+        _positive(float),
+        "Seconds between two polls for scheduled jobs",
+        ("worker",),
     )
     shutdown_grace: float = _setting(
         10.0,
         _positive(float),
-        "Seconds a stopping worker lets in-flight deliveries finish",
+        "Seconds a stopping API or worker lets requests and deliveries "
+        "in flight finish",
+        ("api", "worker"),
+    )
+    auto_disable_after: float = _setting(
+        5 * 86400.0,
+        _not_negative(float),
+        "Seconds in which every attempt failed (429s aside) before a "
+        "subscription is disabled; 0 never disables",
+        ("worker",),
+    )
+    worker_metrics_port: int = _setting(
+        0,
+        _not_negative(int),
+        "Port of the worker's Prometheus /metrics on HOST; 0 serves none",
+        ("worker",),
     )
 
     @classmethod
@@ -150,11 +215,13 @@ class Settings:
         return cls(**values)
 
     @classmethod
-    def describe(cls) -> list[tuple[str, str, str]]:
-        """(variable, default, meaning) for every setting, for --help texts."""
+    def describe(cls, command: str | None = None) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) of every setting ``command`` uses (or all)."""
         rows = []
         for spec in fields(cls):
-            default = spec.default
+            if command is not None and command not in spec.metadata["used_by"]:
+                continue
+            default = "(unset)" if spec.default is None else spec.default
             if isinstance(default, tuple):
                 default = ",".join(str(item) for item in default) or "(empty)"
             rows.append((spec.name.upper(), str(default), spec.metadata["doc"]))
