@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -74,11 +74,17 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """What became of the row. ``state`` is None when the lease was lost."""
+    """What became of the row. ``state`` is None when the lease was lost.
+
+    ``disabled`` says this failure disabled the subscription, and ``held``
+    how many of its other pending rows that put on hold.
+    """
 
     state: str | None
     next_attempt_at: datetime | None = None
     cancelled: int = 0
+    disabled: bool = False
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +203,13 @@ async def record_failure(
     backoff: float,
     retry_after: float,
     retry_window: float,
+    auto_disable_after: float = 0.0,
 ) -> Settled:
-    """A failed attempt: the next one is scheduled (and queued), or the row is dead."""
+    """A failed attempt: the next one is scheduled (and queued), or the row is dead.
+
+    Past ``auto_disable_after`` seconds of failures (0: never) the
+    subscription is disabled and its rows held.
+    """
     cur = await conn.execute(
         q("record_failure"),
         {
@@ -206,10 +217,15 @@ async def record_failure(
             "backoff": backoff,
             "retry_after": retry_after,
             "retry_window": retry_window,
+            "auto_disable_after": auto_disable_after,
             "last_error": _last_error(attempt),
         },
     )
-    return _settled(await cur.fetchone())
+    row = await cur.fetchone()
+    settled = _settled(row)
+    if row is None or not row["disabled"]:
+        return settled
+    return replace(settled, disabled=True, held=_int(row["held"]))
 
 
 async def record_abandoned(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
@@ -239,7 +255,11 @@ def _lease(held: Claim) -> dict[str, Any]:
 
 
 def _record(held: Claim, attempt: Attempt) -> dict[str, Any]:
-    return {**asdict(attempt), "lease_token": held.lease_token}
+    return {
+        **asdict(attempt),
+        "lease_token": held.lease_token,
+        "subscription_id": held.subscription_id,
+    }
 
 
 def _settled(row: dict[str, object] | None) -> Settled:

@@ -13,6 +13,10 @@ Outcomes an attempt is recorded with:
   the receiver's DNS lets its rows through.
 - ``abandoned``: the worker stopped before the attempt ended; the row is due
   again at once.
+
+A failure that ends AUTO_DISABLE_AFTER of nothing but failures (429s are not
+counted) disables the subscription; its rows are then held, not attempted,
+until it is enabled again.
 """
 
 from __future__ import annotations
@@ -182,6 +186,7 @@ class Deliverer:
             backoff=backoff.retry_delay(held.window_attempt_no, self._settings),
             retry_after=self._retry_after(exchange),
             retry_window=self._settings.retry_window,
+            auto_disable_after=self._settings.auto_disable_after,
         )
 
     def _retry_after(self, exchange: Exchange | None) -> float:
@@ -258,6 +263,8 @@ def _log_attempt(
     if settled.next_attempt_at is not None:
         fields["next_attempt_at"] = settled.next_attempt_at.isoformat()
 
+    if settled.disabled:
+        logger.warning("subscription_disabled", held=settled.held, **fields)
     if attempt.outcome == "gone":
         logger.warning("subscription_gone", cancelled=settled.cancelled, **fields)
     elif settled.state is None:

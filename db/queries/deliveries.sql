@@ -66,8 +66,15 @@ SELECT ctgo_enqueue_deliveries(ARRAY[o.id], o.next_attempt_at) AS queued
 -- name: record_delivered
 -- The receiver took it: the row is delivered, final. One statement settles
 -- the row and puts the attempt on record, so both happen or neither. Only the
--- lease holder may settle the row; the attempt is recorded either way.
-WITH settled AS (
+-- lease holder may settle the row; the attempt is recorded either way. A
+-- success ends the subscription's failing stretch (a write only when there
+-- was one).
+WITH recovered AS (
+    UPDATE subscriptions
+       SET failing_since = NULL
+     WHERE id = %(subscription_id)s AND failing_since IS NOT NULL
+),
+settled AS (
     UPDATE outbox
        SET state = 'delivered', finished_at = now(), updated_at = now(),
            lease_token = NULL, lease_until = NULL,
@@ -94,9 +101,19 @@ SELECT state, NULL::timestamptz AS next_attempt_at FROM settled;
 -- the attempt was in flight takes the row with it: cancelled or held.
 -- One statement settles the row (lease holder only), records the attempt
 -- with its next attempt time, and queues the job for that time.
+--
+-- A failure other than a 429 starts the subscription's failing stretch, or
+-- continues it; one that ends a stretch of %(auto_disable_after)s seconds
+-- (0: never) disables the subscription and holds its pending rows, this one
+-- included. Rows another statement has locked (being claimed or recorded)
+-- are skipped, not waited for: their attempt holds them when it sees the
+-- subscription disabled.
 WITH plan AS (
-    SELECT o.id,
-           s.state AS subscription_state,
+    SELECT o.id, o.subscription_id,
+           CASE WHEN d.disables THEN 'disabled' ELSE s.state END
+               AS subscription_state,
+           d.disables,
+           coalesce(%(status_code)s::integer, 0) <> 429 AS counted,
            now() >= o.window_started_at + make_interval(secs => %(retry_window)s)
                AS window_over,
            greatest(
@@ -106,10 +123,53 @@ WITH plan AS (
            ) AS next_at
       FROM outbox AS o
       JOIN subscriptions AS s ON s.id = o.subscription_id
+     CROSS JOIN LATERAL (
+         SELECT s.state = 'active'
+                AND coalesce(%(status_code)s::integer, 0) <> 429
+                AND %(auto_disable_after)s > 0
+                AND s.failing_since
+                    <= now() - make_interval(secs => %(auto_disable_after)s)
+                AS disables
+     ) AS d
      WHERE o.id = %(outbox_id)s
        -- Read the newest window_started_at: a replay committing while this
        -- attempt was in flight gives the row a fresh window.
        FOR UPDATE OF o
+),
+failing AS (
+    UPDATE subscriptions AS s
+       SET failing_since = coalesce(s.failing_since, now()),
+           state = CASE WHEN p.disables THEN 'disabled' ELSE s.state END,
+           state_reason = CASE
+               WHEN p.disables
+               THEN 'disabled automatically: every delivery attempt failed since '
+                    || to_char(s.failing_since AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                    || '; subscribe the URL again to resume deliveries'
+               ELSE s.state_reason
+           END,
+           state_changed_at = CASE
+               WHEN p.disables THEN now() ELSE s.state_changed_at
+           END,
+           updated_at = CASE WHEN p.disables THEN now() ELSE s.updated_at END
+      FROM plan AS p
+     WHERE s.id = p.subscription_id AND p.counted AND s.state = 'active'
+       AND (s.failing_since IS NULL OR p.disables)
+    RETURNING s.state = 'disabled' AS disabled
+),
+held AS (
+    UPDATE outbox AS o
+       SET state = 'held', updated_at = now()
+     WHERE o.id IN (
+         SELECT w.id
+           FROM outbox AS w
+          WHERE (SELECT p.disables FROM plan AS p)
+            AND w.subscription_id = (SELECT p.subscription_id FROM plan AS p)
+            AND w.state = 'pending'
+            AND w.id <> %(outbox_id)s
+            FOR UPDATE SKIP LOCKED
+     )
+    RETURNING o.id
 ),
 settled AS (
     UPDATE outbox AS o
@@ -154,7 +214,9 @@ SELECT s.state, s.next_attempt_at,
        CASE
            WHEN s.state = 'pending'
            THEN ctgo_enqueue_deliveries(ARRAY[s.id], s.next_attempt_at)
-       END AS queued
+       END AS queued,
+       coalesce((SELECT f.disabled FROM failing AS f), false) AS disabled,
+       (SELECT count(*) FROM held)::integer AS held
   FROM settled AS s;
 
 -- name: record_abandoned

@@ -2,8 +2,9 @@
 -- Create the workspace's live subscription for a target URL, or give the one
 -- that exists the new filter. Concurrent calls for the same URL meet on the
 -- partial unique index subscriptions_live_target and end on one row. The
--- secret of an existing row is kept; a disabled row becomes active again.
--- xmax is 0 only on a row this statement inserted.
+-- secret of an existing row is kept; a disabled row becomes active again,
+-- with a failing stretch of its own from then on. xmax is 0 only on a row
+-- this statement inserted.
 INSERT INTO subscriptions AS s (workspace_id, target_url, filter_config, secret)
 VALUES (%(workspace_id)s, %(target_url)s, %(filter_config)s, %(secret)s)
 ON CONFLICT (workspace_id, target_url) WHERE state <> 'unsubscribed'
@@ -14,6 +15,7 @@ DO UPDATE SET
     state_changed_at = CASE
         WHEN s.state = 'active' THEN s.state_changed_at ELSE now()
     END,
+    failing_since = CASE WHEN s.state = 'active' THEN s.failing_since END,
     updated_at = now()
 RETURNING s.id, s.workspace_id, s.target_url, s.filter_config, s.secret, s.state,
           s.state_reason, s.created_at, s.updated_at, s.state_changed_at,

@@ -1,0 +1,118 @@
+"""Subscriptions whose every attempt fails for AUTO_DISABLE_AFTER are disabled."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from structlog.testing import capture_logs
+
+from app.database.connection import Connection
+from app.delivery.attempt import Deliverer, open_deliverer
+from app.settings import Settings
+from tests.delivery.conftest import add_row, add_subscription, make_due
+from tests.ops.conftest import fail_since, states, subscription
+from tests.receiver import Receiver, Reply
+
+
+async def test_a_first_failure_starts_the_failing_stretch_and_a_success_ends_it(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    row = await add_row(conn, workspace[0], sub_id)
+    receiver.queue(Reply(status=500))
+
+    assert await deliverer.deliver(row.outbox_id) == "http_error"
+    failing = (await subscription(conn, sub_id))["failing_since"]
+    await make_due(conn, row.outbox_id)
+    assert await deliverer.deliver(row.outbox_id) == "delivered"
+
+    assert failing is not None
+    after = await subscription(conn, sub_id)
+    assert (after["state"], after["failing_since"]) == ("active", None)
+
+
+async def test_a_failure_past_the_stretch_disables_and_holds_every_pending_row(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    failed = await add_row(conn, workspace[0], sub_id)
+    waiting = await add_row(conn, workspace[0], sub_id)
+    await fail_since(conn, sub_id, 6)
+    receiver.default = Reply(status=503)
+
+    with capture_logs() as logs:
+        assert await deliverer.deliver(failed.outbox_id) == "http_error"
+
+    sub = await subscription(conn, sub_id)
+    assert sub["state"] == "disabled"
+    assert str(sub["state_reason"]).startswith(
+        "disabled automatically: every delivery attempt failed since "
+    )
+    assert sub["state_changed_at"] is not None
+    assert await states(conn) == {failed.outbox_id: "held", waiting.outbox_id: "held"}
+    [event] = [e for e in logs if e["event"] == "subscription_disabled"]
+    assert (event["subscription_id"], event["held"]) == (sub_id, 1)
+    assert await deliverer.deliver(waiting.outbox_id) is None
+    assert len(receiver.received) == 1
+
+
+async def test_a_failure_inside_the_stretch_keeps_the_subscription_active(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    row = await add_row(conn, workspace[0], sub_id)
+    await fail_since(conn, sub_id, 4.9)
+    receiver.queue(Reply(status=500))
+
+    assert await deliverer.deliver(row.outbox_id) == "http_error"
+
+    assert (await subscription(conn, sub_id))["state"] == "active"
+    assert await states(conn) == {row.outbox_id: "pending"}
+
+
+async def test_429_answers_neither_start_nor_end_nor_complete_a_stretch(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    fresh_id, _ = await add_subscription(conn, workspace[0], receiver.url + "/a")
+    stale_id, _ = await add_subscription(conn, workspace[0], receiver.url + "/b")
+    fresh = await add_row(conn, workspace[0], fresh_id)
+    stale = await add_row(conn, workspace[0], stale_id)
+    await fail_since(conn, stale_id, 6)
+    receiver.default = Reply(status=429)
+
+    assert await deliverer.deliver(fresh.outbox_id) == "http_error"
+    assert await deliverer.deliver(stale.outbox_id) == "http_error"
+
+    assert (await subscription(conn, fresh_id))["failing_since"] is None
+    still = await subscription(conn, stale_id)
+    assert still["state"] == "active"
+    assert still["failing_since"] is not None
+
+
+async def test_auto_disable_after_zero_never_disables(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    fast: Settings,
+) -> None:
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    row = await add_row(conn, workspace[0], sub_id)
+    await fail_since(conn, sub_id, 365)
+    receiver.queue(Reply(status=500))
+
+    async with open_deliverer(replace(fast, auto_disable_after=0)) as never:
+        assert await never.deliver(row.outbox_id) == "http_error"
+
+    assert (await subscription(conn, sub_id))["state"] == "active"
