@@ -3,7 +3,8 @@
 It wraps the whole application, so requests that match no route (404, 405)
 are logged too. It records the method, the path without its query string,
 the status, the duration and the authenticated workspace; never headers,
-query strings or bodies.
+query strings or bodies. Each request is also counted and timed for
+``/metrics`` (:mod:`app.api.metrics`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, cast
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import HTTPScope, LifeSpanScope, Message, Scope
+
+from app.api.metrics import observe_request
 
 logger = structlog.get_logger(__name__)
 
@@ -46,12 +49,14 @@ async def log_request(
     try:
         await app(scope, receive, send_and_watch)
     finally:
+        elapsed = time.perf_counter() - started
+        observe_request(http, status, elapsed)
         logger.info(
             "request_finished",
             method=http["method"],
             path=http["path"][:MAX_LOGGED_PATH],
             status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=round(elapsed * 1000, 1),
             workspace_id=_workspace(http),
         )
 

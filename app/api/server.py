@@ -2,15 +2,19 @@
 
 :func:`create_app` builds the app for given settings (tests use it directly);
 its lifespan opens the connection pool. :func:`serve` runs it on HOST:PORT
-until the process is told to stop.
+until the process is told to stop: on SIGTERM or SIGINT uvicorn stops
+accepting connections, lets requests in flight finish for up to
+SHUTDOWN_GRACE seconds, closes the pool, and the process exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import math
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import structlog
 import uvicorn
@@ -31,7 +35,7 @@ from litestar.types import (
 from psycopg_pool import AsyncConnectionPool
 
 from app import __version__
-from app.api import health
+from app.api import health, metrics
 from app.api.auth import BearerKey
 from app.api.error_responses import EXCEPTION_HANDLERS
 from app.api.request_log import log_request
@@ -65,7 +69,7 @@ def create_app(settings: Settings) -> Litestar:
         security=[{"BearerKey": []}],
     )
     return Api(
-        route_handlers=[health.live, health.ready, v2],
+        route_handlers=[health.live, health.ready, metrics.metrics, v2],
         lifespan=[_pool_lifespan(settings)],
         dependencies={
             "pool": Provide(_pool, sync_to_thread=False),
@@ -92,10 +96,28 @@ async def serve(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
     )
     logger.info("api_starting", host=settings.host, port=settings.port)
-    await uvicorn.Server(config).serve()
+    with _sigterm_ends_cleanly():
+        await uvicorn.Server(config).serve()
+    logger.info("api_stopped")
+
+
+@contextmanager
+def _sigterm_ends_cleanly() -> Iterator[None]:
+    """Make a graceful stop on SIGTERM end the process with status 0.
+
+    uvicorn handles the signal itself, and once it has stopped it raises the
+    signal again for the handler that was there before it started; the
+    default one would kill the process, so that a stop that went to plan
+    would look like a crash to whoever started it.
+    """
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _pool(state: State) -> AsyncConnectionPool:

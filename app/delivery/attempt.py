@@ -36,7 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.database import deliveries
 from app.database.connection import Connection, database_url
 from app.database.deliveries import Attempt, Claim, Settled, Unclaimable
-from app.delivery import backoff
+from app.delivery import backoff, metrics
 from app.delivery.sender import ERROR_LIMIT, Exchange, open_client, send
 from app.delivery.signing import webhook_headers
 from app.settings import Settings
@@ -166,6 +166,7 @@ class Deliverer:
             async with deliveries.pooled(self._pool, RECORDING) as conn:
                 settled = await self._record_one(conn, held, attempt, exchange)
         _log_attempt(held, attempt, settled, exchange)
+        metrics.observe_attempt(attempt, settled)
         return settled
 
     async def _record_one(

@@ -11,6 +11,9 @@ On SIGTERM or SIGINT no new job is taken, attempts in flight get
 SHUTDOWN_GRACE seconds to end, and the rest are abandoned with their rows due
 again for any worker. A worker that stops by itself (the database went
 away, say) is started again after a pause.
+
+Each worker process records a heartbeat (:mod:`app.delivery.heartbeat`) and,
+given WORKER_METRICS_PORT, serves its own metrics (:mod:`app.delivery.metrics`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from procrastinate.app import WorkerOptions
 
 from app.database import deliveries
 from app.database.connection import database_url
+from app.delivery import heartbeat, metrics
 from app.delivery.attempt import Deliverer, pool_size
 from app.delivery.sender import open_client
 from app.delivery.sweeper import (
@@ -92,13 +96,20 @@ async def serve(
     _quiet_libraries(settings)
     app = make_app()
     async with (
+        metrics.serving(settings) as metrics_port,
         deliveries.open_pool(database_url(settings), pool_size(settings)) as pool,
         open_client(settings, resolver) as client,
         app.open_async(pool),
+        heartbeat.beating(pool) as identity,
     ):
         deliverer = Deliverer(pool, client, settings)
         sweeper = asyncio.create_task(sweep_forever(app, pool, settings, QUEUE))
-        logger.info("worker_started", concurrency=settings.worker_concurrency)
+        logger.info(
+            "worker_started",
+            worker=str(identity),
+            concurrency=settings.worker_concurrency,
+            metrics_port=metrics_port,
+        )
         try:
             await _work_until(stop, app, deliverer, settings)
         finally:
