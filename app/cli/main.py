@@ -16,25 +16,24 @@ from collections.abc import Sequence
 import structlog
 
 from app import __version__, logs
-from app.cli import admin, outbox, runtime, sync
-from app.cli.output import Context, fail
+from app.cli import admin, health, outbox, runtime, subscriptions, sync
+from app.cli.output import Context, fail, with_settings_help
 from app.errors import ConfigError, CtgoError, DatabaseError, InvalidInput, NotFound
 from app.settings import Settings
 
-AREAS = (admin, runtime, sync, outbox)
+AREAS = (admin, runtime, health, sync, outbox, subscriptions)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctgo-webhooks",
         description="Catch The Good Ones lead webhooks: API, worker and tools.",
-        epilog="Settings come from environment variables; "
-        "'ctgo-webhooks settings' lists them with their defaults.",
     )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for area in AREAS:
         area.register(commands)
+    with_settings_help(parser, commands)
     return parser
 
 

@@ -7,13 +7,10 @@ replay declined at the prompt), 2 bad arguments or a refused replay.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
-from app.cli.output import Context, add_json_flag, emit
+from app.cli.output import Context, add_json_flag, default_actor, emit, typed
 from app.database import oncall
 from app.database.oncall import OutboxFilter
 from app.errors import InvalidInput, NotFound
@@ -35,7 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_filters(listing)
     listing.add_argument(
         "--limit",
-        type=_typed(selection.parse_positive),
+        type=typed(selection.parse_positive),
         default=LIST_LIMIT,
         metavar="N",
         help=f"show at most N rows (default {LIST_LIMIT})",
@@ -48,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     show.add_argument(
         "reference",
-        type=_typed(selection.parse_reference),
+        type=typed(selection.parse_reference),
         metavar="ID",
         help="outbox id or webhook id (msg_...)",
     )
@@ -62,7 +59,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="per subscription: leads matched, rows written and their states",
     )
     check.add_argument(
-        "sync_id", type=_typed(selection.parse_positive), metavar="SYNC_ID"
+        "sync_id", type=typed(selection.parse_positive), metavar="SYNC_ID"
     )
     add_json_flag(check)
     check.set_defaults(handler=run_reconcile)
@@ -81,14 +78,14 @@ def _register_replay(
     parser.add_argument(
         "references",
         nargs="*",
-        type=_typed(selection.parse_reference),
+        type=typed(selection.parse_reference),
         metavar="ID",
         help="outbox ids or webhook ids (msg_...); or use the filters",
     )
     _add_filters(parser)
     parser.add_argument(
         "--limit",
-        type=_typed(selection.parse_positive),
+        type=typed(selection.parse_positive),
         metavar="N",
         help="replay only the newest N rows the filters select",
     )
@@ -97,7 +94,7 @@ def _register_replay(
     )
     parser.add_argument(
         "--actor",
-        default=_default_actor(),
+        default=default_actor(),
         help="who asks for the replay (default: $USER, else the OS user)",
     )
     parser.add_argument(
@@ -113,7 +110,7 @@ def _register_replay(
     )
     parser.add_argument(
         "--batch-size",
-        type=_typed(selection.parse_positive),
+        type=typed(selection.parse_positive),
         default=replay.BATCH_SIZE,
         metavar="N",
         help=f"rows per transaction (default {replay.BATCH_SIZE})",
@@ -212,16 +209,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         "--state",
         dest="states",
         action="extend",
-        type=_typed(selection.parse_states),
+        type=typed(selection.parse_states),
         metavar="STATE",
         help="pending, delivering, delivered, dead, cancelled or held; "
         "repeat or separate with commas",
     )
-    ids = _typed(selection.parse_positive)
+    ids = typed(selection.parse_positive)
     filters.add_argument("--workspace", type=ids, metavar="ID")
     filters.add_argument("--subscription", type=ids, metavar="ID")
     filters.add_argument("--sync", type=ids, metavar="ID")
-    moment = _typed(selection.parse_moment)
+    moment = typed(selection.parse_moment)
     filters.add_argument(
         "--since",
         type=moment,
@@ -301,22 +298,3 @@ def _progress(ctx: Context) -> Callable[[BatchDone], None]:
 def _say(ctx: Context, text: str) -> None:
     """Text for the operator: stdout, or stderr when stdout carries JSON."""
     print(text, file=sys.stderr if ctx.json else sys.stdout, flush=True)
-
-
-def _default_actor() -> str:
-    try:
-        return os.environ.get("USER") or getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type from a parser raising ValueError with a readable text."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-
-    return convert

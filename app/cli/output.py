@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from app.database.connection import Connection, connect, database_url
 from app.settings import Settings
+
+# Which settings a command's --help lists: the API's, the worker's, or those
+# of the one-shot tools (every other command).
+HELP_KINDS = {"api": "api", "worker": "worker"}
 
 
 @dataclass(slots=True)
@@ -66,3 +72,57 @@ def fail(ctx: Context, code: str, message: str, exit_code: int) -> int:
     else:
         print(f"error: {message}", file=sys.stderr)
     return exit_code
+
+
+def typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser raising ValueError with a readable text."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return convert
+
+
+def default_actor() -> str:
+    """Who runs the command, for records: $USER, else the OS user."""
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps paragraphs as argparse does, but keeps text with line breaks as is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" not in text:
+            return super()._fill_text(text, width, indent)
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
+def settings_epilog(command: str | None = None) -> str:
+    """The settings ``command`` reads (all when None), as a --help epilog."""
+    rows = [
+        {"variable": name, "default": default, "meaning": doc}
+        for name, default, doc in Settings.describe(command)
+    ]
+    return (
+        "settings, read from environment variables of these names:\n\n"
+        + table(rows, ["variable", "default", "meaning"])
+        + "\n\n'ctgo-webhooks settings' lists every setting."
+    )
+
+
+def with_settings_help(
+    parser: argparse.ArgumentParser,
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Give the parser and each of its commands an epilog of their settings."""
+    parser.formatter_class = HelpFormatter
+    parser.epilog = settings_epilog()
+    for name, command in commands.choices.items():
+        command.formatter_class = HelpFormatter
+        command.epilog = settings_epilog(HELP_KINDS.get(name, "tools"))

@@ -12,11 +12,24 @@ from app.database.connection import database_url
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    api = commands.add_parser("api", help="serve the HTTP API (HOST, PORT)")
+    api = commands.add_parser(
+        "api",
+        help="serve the HTTP API (HOST, PORT)",
+        description="Serve the public API, /health/live, /health/ready and "
+        "/metrics on HOST:PORT. On SIGTERM it stops accepting connections, "
+        "lets requests in flight finish (at most SHUTDOWN_GRACE seconds) and "
+        "exits 0.",
+    )
     api.set_defaults(handler=run_api)
 
     worker = commands.add_parser(
-        "worker", help="deliver outbox rows (WORKER_CONCURRENCY at once)"
+        "worker",
+        help="deliver outbox rows (WORKER_CONCURRENCY at once)",
+        description="Deliver outbox rows, WORKER_CONCURRENCY at once, and "
+        "record a heartbeat that 'ctgo-webhooks worker-health' checks. With "
+        "WORKER_METRICS_PORT it serves its own /metrics on HOST. On SIGTERM "
+        "it takes no new job, gives attempts in flight SHUTDOWN_GRACE seconds, "
+        "makes the rest due again at once and exits 0.",
     )
     worker.set_defaults(handler=run_worker)
 

@@ -1,4 +1,4 @@
-"""What the on-call tools read and change: outbox rows, attempts, replays, syncs.
+"""On-call reads and changes: outbox rows, attempts, replays, syncs, subscriptions.
 
 Rows come back as dicts keyed by column name. A replay changes rows in
 batches; each batch is one transaction that updates the rows, records them
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import psycopg
 
 from app.database.connection import Connection
 from app.database.queries import q
-from app.errors import DatabaseError
+from app.errors import DatabaseError, NotFound
 
 Row = dict[str, Any]
 
@@ -54,6 +54,39 @@ class OutboxFilter:
             "since": self.since,
             "until": self.until,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFilter:
+    """Which subscriptions to list; an empty field selects any."""
+
+    ids: tuple[int, ...] = ()
+    states: tuple[str, ...] = ()
+    workspace_id: int | None = None
+    failing: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "ids": list(self.ids) or None,
+            "states": list(self.states) or None,
+            "workspace_id": self.workspace_id,
+            "failing": self.failing,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A subscription enabled or disabled by on-call.
+
+    ``changed`` is false when it was in another state already; ``rows`` is
+    how many of its rows were released (enable) or held (disable).
+    """
+
+    subscription_id: int
+    workspace_id: int
+    state: str
+    changed: bool
+    rows: int
 
 
 @dataclass(slots=True)
@@ -131,6 +164,58 @@ async def get_sync(conn: Connection, sync_id: int) -> Row | None:
 async def reconcile(conn: Connection, sync_id: int) -> list[Row]:
     """Per subscription: leads its filter matches and rows by state."""
     return await _fetch_all(conn, "oncall_reconcile", {"sync_id": sync_id})
+
+
+async def select_subscriptions(
+    conn: Connection, selection: SubscriptionFilter, limit: int | None
+) -> list[Row]:
+    """Subscriptions of any workspace matching ``selection``, oldest first."""
+    return await _fetch_all(
+        conn, "oncall_subscriptions", {**selection.params(), "limit": limit}
+    )
+
+
+async def enable_subscription(
+    conn: Connection, subscription_id: int, reason: str
+) -> StateChange:
+    """Enable a disabled subscription and release its held rows, atomically."""
+    async with conn.transaction():
+        change = await _change_state(
+            conn, "oncall_enable_subscription", subscription_id, reason
+        )
+        if not change.changed:
+            return change
+        [released] = await _fetch_all(
+            conn, "release_held", {"subscription_id": subscription_id}
+        )
+    return replace(change, rows=int(released["released"]))
+
+
+async def disable_subscription(
+    conn: Connection, subscription_id: int, reason: str
+) -> StateChange:
+    """Disable an active subscription and hold its pending rows, atomically."""
+    async with conn.transaction():
+        return await _change_state(
+            conn, "oncall_disable_subscription", subscription_id, reason
+        )
+
+
+async def _change_state(
+    conn: Connection, name: str, subscription_id: int, reason: str
+) -> StateChange:
+    params = {"subscription_id": subscription_id, "reason": reason}
+    rows = await _fetch_all(conn, name, params)
+    if not rows:
+        raise NotFound(f"subscription {subscription_id} does not exist")
+    row = rows[0]
+    return StateChange(
+        subscription_id=subscription_id,
+        workspace_id=int(row["workspace_id"]),
+        state=str(row["state"]),
+        changed=bool(row["changed"]),
+        rows=int(row["rows"]),
+    )
 
 
 async def _fetch_all(conn: Connection, name: str, params: dict[str, Any]) -> list[Row]:

@@ -182,3 +182,68 @@ SELECT s.id AS subscription_id, s.state, s.state_reason, s.target_url,
   JOIN matched AS m ON m.id = s.id
   LEFT JOIN written AS w ON w.subscription_id = s.id
  ORDER BY s.id;
+
+-- name: oncall_subscriptions
+-- Subscriptions of every workspace matching the filters given (NULL: any),
+-- oldest first, with their held rows and rows waiting for an attempt. The
+-- counts read the open rows only (outbox_open_by_subscription), never the
+-- delivered history. The secret is left out.
+SELECT s.id, s.workspace_id, s.target_url, s.state, s.state_reason,
+       s.state_changed_at, s.failing_since,
+       (SELECT count(*) FROM outbox AS o
+         WHERE o.subscription_id = s.id AND o.state = 'held')::integer AS held,
+       (SELECT count(*) FROM outbox AS o
+         WHERE o.subscription_id = s.id
+           AND o.state IN ('pending', 'delivering'))::integer AS waiting
+  FROM subscriptions AS s
+ WHERE (%(ids)s::bigint[] IS NULL OR s.id = ANY (%(ids)s::bigint[]))
+   AND (%(states)s::text[] IS NULL OR s.state = ANY (%(states)s::text[]))
+   AND (%(workspace_id)s::bigint IS NULL OR s.workspace_id = %(workspace_id)s)
+   AND (NOT %(failing)s OR s.failing_since IS NOT NULL)
+ ORDER BY s.id
+ LIMIT %(limit)s;
+
+-- name: oncall_enable_subscription
+-- Enable a disabled subscription, with a fresh failing stretch; run
+-- release_held after it in the same transaction. No row back: no such
+-- subscription; changed is false when it was not disabled.
+WITH enabled AS (
+    UPDATE subscriptions
+       SET state = 'active', state_reason = %(reason)s, failing_since = NULL,
+           state_changed_at = now(), updated_at = now()
+     WHERE id = %(subscription_id)s AND state = 'disabled'
+    RETURNING id
+)
+SELECT s.id, s.workspace_id,
+       CASE WHEN e.id IS NULL THEN s.state ELSE 'active' END AS state,
+       e.id IS NOT NULL AS changed, 0 AS rows
+  FROM subscriptions AS s
+  LEFT JOIN enabled AS e ON e.id = s.id
+ WHERE s.id = %(subscription_id)s;
+
+-- name: oncall_disable_subscription
+-- Disable an active subscription and hold its pending rows: nothing is
+-- attempted or dropped until it is enabled again. Rows in flight are held
+-- when their attempt is recorded. No row back: no such subscription;
+-- changed is false when it was not active.
+WITH disabled AS (
+    UPDATE subscriptions
+       SET state = 'disabled', state_reason = %(reason)s,
+           state_changed_at = now(), updated_at = now()
+     WHERE id = %(subscription_id)s AND state = 'active'
+    RETURNING id
+),
+held AS (
+    UPDATE outbox AS o
+       SET state = 'held', updated_at = now()
+      FROM disabled AS d
+     WHERE o.subscription_id = d.id AND o.state = 'pending'
+    RETURNING o.id
+)
+SELECT s.id, s.workspace_id,
+       CASE WHEN d.id IS NULL THEN s.state ELSE 'disabled' END AS state,
+       d.id IS NOT NULL AS changed,
+       (SELECT count(*) FROM held)::integer AS rows
+  FROM subscriptions AS s
+  LEFT JOIN disabled AS d ON d.id = s.id
+ WHERE s.id = %(subscription_id)s;
