@@ -132,9 +132,9 @@ def check_url(url: str, settings: Settings) -> SplitResult:
         ) from exc
     allowed = ("https", "http") if settings.allow_http_targets else ("https",)
     if parts.scheme not in allowed:
+        spelled = " or ".join(f"{scheme}://" for scheme in allowed)
         raise TargetRefused(
-            "scheme_not_allowed",
-            "targetUrl must be an absolute https:// URL",
+            "scheme_not_allowed", f"targetUrl must be an absolute {spelled} URL"
         )
     if not parts.hostname:
         raise TargetRefused("invalid_url", "targetUrl has no host")
