@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import httpx
 from structlog.testing import capture_logs
 
 from app.database.connection import Connection
 from app.delivery.attempt import Deliverer, open_deliverer
 from app.settings import Settings
+from tests.api.conftest import running_api
 from tests.delivery.conftest import add_row, add_subscription, make_due
+from tests.delivery.test_worker import eventually, running_worker
 from tests.ops.conftest import fail_since, states, subscription
 from tests.receiver import Receiver, Reply
 
@@ -116,3 +119,93 @@ async def test_auto_disable_after_zero_never_disables(
         assert await never.deliver(row.outbox_id) == "http_error"
 
     assert (await subscription(conn, sub_id))["state"] == "active"
+
+
+async def test_with_a_short_stretch_a_worker_disables_a_failing_subscription(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    fast: Settings,
+) -> None:
+    """Real worker, AUTO_DISABLE_AFTER of half a second, a receiver answering 500."""
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    rows = [await add_row(conn, workspace[0], sub_id) for _ in range(3)]
+    await conn.execute(
+        "SELECT ctgo_enqueue_deliveries(%s)", [[r.outbox_id for r in rows]]
+    )
+    receiver.default = Reply(status=500)
+
+    async with running_worker(replace(fast, auto_disable_after=0.5)):
+        await eventually(lambda: _state_is(conn, sub_id, "disabled"))
+        await eventually(lambda: _none_in_flight(conn))
+        posts = len(receiver.received)
+
+    assert set((await states(conn)).values()) == {"held"}
+    assert len(receiver.received) == posts
+    sub = await subscription(conn, sub_id)
+    assert "every delivery attempt failed since" in str(sub["state_reason"])
+
+
+async def test_a_disabled_subscription_keeps_later_syncs_held_until_resubscribed(
+    settings: Settings,
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    """Visible in the API, nothing dropped, everything delivered once enabled."""
+    auth = {"Authorization": f"Bearer {workspace[1]}"}
+    async with (
+        running_api(settings) as url,
+        httpx.AsyncClient(base_url=url, headers=auth) as api,
+    ):
+        created = await api.post(
+            "/v2/webhooks/subscribe", json={"targetUrl": receiver.url + "/hook"}
+        )
+        sub_id = created.json()["id"]
+        before = await add_row(conn, workspace[0], sub_id)
+        await fail_since(conn, sub_id, 6)
+        receiver.queue(Reply(status=500))
+        await deliverer.deliver(before.outbox_id)
+        shown = (await api.get(f"/v2/webhooks/{sub_id}")).json()
+
+        await _complete_a_sync(conn, workspace[0])
+        held = await states(conn)
+        again = await api.post(
+            "/v2/webhooks/subscribe", json={"targetUrl": receiver.url + "/hook"}
+        )
+
+    assert shown["state"] == "disabled"
+    assert shown["stateReason"].startswith("disabled automatically: every delivery")
+    assert shown["stateChangedAt"] is not None
+    assert len(held) == 2
+    assert set(held.values()) == {"held"}
+    assert again.status_code == 200
+    assert again.json()["state"] == "active"
+    for outbox_id in held:
+        assert await deliverer.deliver(outbox_id) == "delivered"
+    assert set((await states(conn)).values()) == {"delivered"}
+    assert (await subscription(conn, sub_id))["failing_since"] is None
+
+
+async def _complete_a_sync(conn: Connection, workspace_id: int) -> None:
+    cur = await conn.execute(
+        "INSERT INTO syncs (workspace_id) VALUES (%s) RETURNING id", [workspace_id]
+    )
+    sync = await cur.fetchone()
+    assert sync is not None
+    await conn.execute(
+        "INSERT INTO leads (workspace_id, lead_id, sync_id, stream_id, account_id, "
+        "source_type, match_confidence, handle) "
+        "VALUES (%s, 'lead-later', %s, 1, 1, 'liker', 'high', '@later')",
+        [workspace_id, sync["id"]],
+    )
+    await conn.execute("SELECT * FROM ctgo_complete_sync(%s)", [sync["id"]])
+
+
+async def _state_is(conn: Connection, subscription_id: int, state: str) -> bool:
+    return (await subscription(conn, subscription_id))["state"] == state
+
+
+async def _none_in_flight(conn: Connection) -> bool:
+    return "delivering" not in (await states(conn)).values()
