@@ -1,0 +1,37 @@
+"""The product's worker with every delivery a no-op: the queue's ceiling.
+
+Run as ``python -m bench.noop_worker`` with the worker's environment. It is
+``ctgo-webhooks worker`` itself (same pool, HTTP client, Procrastinate
+options, task and queue) except that the ``deliver`` task returns at once,
+so what it reaches is what Procrastinate's per-job cost allows here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from app import logs
+from app.delivery import worker
+from app.settings import Settings
+
+
+class NoopDeliverer:
+    """Takes the Deliverer's place; touches neither the row nor the network."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    async def deliver(self, outbox_id: int) -> None:
+        return None
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
+    # The worker builds its Deliverer by this module-level name.
+    setattr(worker, "Deliverer", NoopDeliverer)  # noqa: B010 - not re-exported
+    asyncio.run(worker.run(settings))
+
+
+if __name__ == "__main__":
+    main()
