@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
-from structlog.testing import capture_logs
 
 from app.cli.main import main
 from app.database.connection import Connection
@@ -66,23 +66,27 @@ async def test_disable_holds_pending_rows_and_enable_releases_them_with_jobs(
         "subscriptions", "disable", str(sub_id), "--reason", "receiver broken"
     )
     held = await states(conn)
-    with capture_logs() as logs:
-        enabled = await cli(
-            "subscriptions", "enable", str(sub_id), "--reason", "receiver fixed"
-        )
+    enabled = await cli(
+        "subscriptions", "enable", str(sub_id), "--reason", "receiver fixed", "--json"
+    )
 
     assert disabled.code == 0
     assert "2 pending rows held" in disabled.out
     assert set(held.values()) == {"held"}
     assert enabled.code == 0
-    assert "2 held rows released" in enabled.out
+    assert json.loads(enabled.out) == {
+        "id": sub_id,
+        "workspace_id": workspace[0],
+        "state": "active",
+        "changed": True,
+        "released": 2,
+        "actor": "oncall-tester",
+    }
     assert set((await states(conn)).values()) == {"pending"}
     assert await queued_jobs(conn) == len(rows)
     after = await subscription(conn, sub_id)
     assert (after["state"], after["state_reason"]) == ("active", "receiver fixed")
     assert after["failing_since"] is None
-    [event] = [e for e in logs if e["event"] == "subscription_enabled"]
-    assert (event["actor"], event["rows"]) == ("oncall-tester", 2)
 
 
 async def test_enabling_an_active_subscription_changes_nothing_and_exits_1(
