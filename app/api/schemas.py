@@ -69,6 +69,7 @@ class SubscribeRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
             description="Absolute https URL that receives webhook POSTs; no "
             "user:password@, no #fragment, and it must not point at a private, "
             "loopback or otherwise non-public address",
+            examples=["https://hooks.example.com/catch/1234/abcd/"],
         ),
     ]
     filter_config: FilterConfig | None = None
