@@ -1,3 +1,9 @@
+-- name: relax_commit_durability
+-- For the worker's connections: a commit returns before its WAL reaches the
+-- disk. Losing the latest ones in a database crash only repeats attempts:
+-- webhooks are delivered at least once, and receivers dedupe by webhook-id.
+SET synchronous_commit = off;
+
 -- name: claim_delivery
 -- Take the lease on one outbox row for one attempt, if the row is due: pending
 -- and next_attempt_at has come, or delivering under a lease that ran out (its
