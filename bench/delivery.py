@@ -29,7 +29,7 @@ from app.database import syncs
 from app.database.connection import Connection
 from app.filters import FilterConfig
 from bench import fixtures
-from bench.children import Child, peak_rss_mb, running
+from bench.children import Child, cpu_seconds, peak_rss_mb, running
 from bench.postgres import Server
 
 SEED = 6
@@ -69,6 +69,7 @@ class Throughput:
     posts: int
     leads: int
     seconds: float
+    cpu_seconds: float
 
     @property
     def posts_per_s(self) -> float:
@@ -77,6 +78,11 @@ class Throughput:
     @property
     def leads_per_s(self) -> float:
         return self.leads / self.seconds
+
+    @property
+    def cpu_ms_per_post(self) -> float:
+        """CPU the sending process(es) used per POST or job."""
+        return 1000 * self.cpu_seconds / self.posts
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +167,9 @@ async def post_loop(
             f"{client} loop: {result['ok']} of {result['posts']} answered 200, "
             f"{received} received"
         )
-    return Throughput(result["posts"], result["leads"], result["seconds"])
+    return Throughput(
+        result["posts"], result["leads"], result["seconds"], result["cpu_seconds"]
+    )
 
 
 async def _run(
@@ -185,8 +193,10 @@ async def _run(
         async with _processes(module, args, env, plan.logs, processes) as children:
             await wait_for_workers(conn, processes, READY_TIMEOUT)
             await asyncio.sleep(LISTEN_GRACE)
+            cpu_before = sum(cpu_seconds(child.pid) for child in children)
             started = await _complete(conn, plan.sync_id)
             await _until(conn, _OPEN_JOBS, lambda n: n == 0, _deadline(plan.rows))
+            cpu = sum(cpu_seconds(child.pid) for child in children) - cpu_before
             peak = max(peak_rss_mb(child.pid) for child in children)
         finished = await _value(conn, _LAST_FINISHED, "at")
         outcome = await _fetch(conn, _OUTCOME)
@@ -197,7 +207,7 @@ async def _run(
         await _check_delivered(outcome, await _received(receiver))
     return WorkerRun(
         throughput=Throughput(
-            int(outcome["rows"]), int(outcome["leads"]), finished - started
+            int(outcome["rows"]), int(outcome["leads"]), finished - started, cpu
         ),
         peak_rss_mib=peak,
         database=database,

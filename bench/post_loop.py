@@ -4,7 +4,7 @@ Run as ``python -m bench.post_loop --client app|aiohttp`` with
 ``DATABASE_URL`` naming a database whose outbox rows were delivered. It
 reads every row's body, target and secret first, then POSTs them all, the
 same signed headers as the worker sends, ``--concurrency`` at a time, and
-prints one JSON line: posts, answers of 200, leads and seconds.
+prints one JSON line: posts, answers of 200, leads, seconds and CPU seconds.
 
 - ``app``: the worker's own client (``app.delivery.sender.open_client``)
   and its ``send``, which checks the URL and reads the answer's head.
@@ -72,7 +72,9 @@ async def post_all(posts: list[Post], poster: Poster, concurrency: int) -> int:
     return ok
 
 
-async def with_app_client(posts: list[Post], concurrency: int) -> tuple[int, float]:
+async def with_app_client(
+    posts: list[Post], concurrency: int
+) -> tuple[int, float, float]:
     settings = Settings.from_env()
 
     async with open_client(settings) as client:
@@ -81,12 +83,10 @@ async def with_app_client(posts: list[Post], concurrency: int) -> tuple[int, flo
             exchange = await send(client, post.url, post.headers(), post.body, settings)
             return exchange.status_code
 
-        started = time.perf_counter()
-        ok = await post_all(posts, poster, concurrency)
-        return ok, time.perf_counter() - started
+        return await _timed(post_all(posts, poster, concurrency))
 
 
-async def with_aiohttp(posts: list[Post], concurrency: int) -> tuple[int, float]:
+async def with_aiohttp(posts: list[Post], concurrency: int) -> tuple[int, float, float]:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -97,9 +97,14 @@ async def with_aiohttp(posts: list[Post], concurrency: int) -> tuple[int, float]
                 await response.read()
                 return response.status
 
-        started = time.perf_counter()
-        ok = await post_all(posts, poster, concurrency)
-        return ok, time.perf_counter() - started
+        return await _timed(post_all(posts, poster, concurrency))
+
+
+async def _timed(work: Awaitable[int]) -> tuple[int, float, float]:
+    """What ``work`` returns, the seconds it took and the CPU seconds it used."""
+    started, cpu = time.perf_counter(), time.process_time()
+    result = await work
+    return result, time.perf_counter() - started, time.process_time() - cpu
 
 
 def main() -> None:
@@ -113,12 +118,13 @@ def main() -> None:
         raise SystemExit("DATABASE_URL must name the delivered database")
     posts = read_posts(settings.database_url)
     loop = with_app_client if args.client == "app" else with_aiohttp
-    ok, seconds = asyncio.run(loop(posts, args.concurrency))
+    ok, seconds, cpu = asyncio.run(loop(posts, args.concurrency))
     result = {
         "posts": len(posts),
         "ok": ok,
         "leads": sum(post.leads for post in posts),
         "seconds": seconds,
+        "cpu_seconds": cpu,
     }
     print(json.dumps(result), flush=True)
 

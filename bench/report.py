@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DIGITS = {"s": 3, "ms": 1, "x": 2, "%": 1, "MiB": 1, "KiB": 2}
+DIGITS = {"s": 3, "ms": 2, "x": 2, "%": 1, "MiB": 1, "KiB": 2}
 LABEL_WIDTH = 58
 
 
