@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,11 @@ from app.errors import ConfigError, CtgoError, DatabaseError, InvalidInput, NotF
 from app.settings import Settings
 
 AREAS = (admin, runtime, health, sync, outbox, subscriptions)
+
+# Long-running services log their events at LOG_LEVEL. One-shot tools print
+# their answer on stdout; their info events would only bury it, so they log
+# warnings and errors unless LOG_LEVEL is set explicitly.
+SERVICES = frozenset({"api", "worker"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_format, settings.log_level)
+    level = settings.log_level
+    if args.command not in SERVICES and "LOG_LEVEL" not in os.environ:
+        level = "warning"
+    logs.configure(settings.log_format, level)
     ctx = Context(settings=settings, json=getattr(args, "json", False))
     try:
         return int(asyncio.run(args.handler(args, ctx)) or 0)
