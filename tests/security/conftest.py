@@ -1,17 +1,21 @@
-"""Security test helpers: a listener that counts connections, a resolver table."""
+"""Security test helpers: a connection counter, resolver tables, the CLI in-process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ipaddress
+import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app import targets
+from app.cli.main import main
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
@@ -102,3 +106,34 @@ def resolve_from(
         return [ipaddress.ip_address(a) for a in answers.get(host.lower(), [])]
 
     monkeypatch.setattr(targets, "resolve", resolve)
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    code: int
+    out: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Cli = Callable[..., Awaitable[Ran]]
+
+
+@pytest.fixture
+def cli(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    """``ctgo-webhooks ARGS`` on this test's database, in a thread beside the loop."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("LOG_FORMAT", "json")
+
+    async def run(*argv: str) -> Ran:
+        capsys.readouterr()  # what the test's own API logged meanwhile
+        try:
+            code = await asyncio.to_thread(main, list(argv))
+        except SystemExit as exc:  # argparse refusing the arguments
+            code = int(exc.code or 0)
+        return Ran(code, capsys.readouterr().out)
+
+    return run
