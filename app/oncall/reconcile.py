@@ -27,9 +27,18 @@ class Status(StrEnum):
     IN_PROGRESS = "in_progress"
     LOST = "lost"
     OPEN = "open"
+    # Fewer leads than today's filter matches, but the subscription changed
+    # after the sync: the filter it had then is not kept, so no proof either way.
+    FILTER_CHANGED = "filter_changed"
 
 
-_SEVERITY = {Status.OK: 0, Status.IN_PROGRESS: 1, Status.OPEN: 1, Status.LOST: 2}
+_SEVERITY = {
+    Status.OK: 0,
+    Status.FILTER_CHANGED: 1,
+    Status.IN_PROGRESS: 1,
+    Status.OPEN: 1,
+    Status.LOST: 2,
+}
 
 # Subscriptions named one by one in a verdict; the table lists them all.
 _LISTED = 5
@@ -115,6 +124,13 @@ def judge(sync: Row, checks: list[SubscriptionCheck]) -> Reconciliation:
         return Reconciliation(
             sync, checks, Status.IN_PROGRESS, _waiting_verdict(waiting), notes
         )
+    changed = [c for c in checks if c.status is Status.FILTER_CHANGED]
+    if changed:
+        verdict = (
+            f"no loss found, but {_subscriptions(changed)} changed after the sync "
+            "completed; their matched counts use today's filter and prove nothing"
+        )
+        return Reconciliation(sync, checks, Status.FILTER_CHANGED, verdict, notes)
     return Reconciliation(sync, checks, Status.OK, _ok_verdict(checks), notes)
 
 
@@ -130,12 +146,18 @@ def _check_leads_written(check: SubscriptionCheck, *, existed: bool, sync: Row) 
 
     missing = check.expected - counts["leads"]
     hint = ""
-    if existed and counts["updated_at"] > sync["completed_at"]:
+    changed = existed and counts["updated_at"] > sync["completed_at"]
+    if changed:
         hint = " (it changed after the sync completed: its filter then may differ)"
-    if missing > 0:
+    if missing > 0 and changed:
         check.flag(
-            Status.LOST, f"{count(missing, 'matched lead')} in no outbox row{hint}"
+            Status.FILTER_CHANGED,
+            f"today's filter matches {count(missing, 'lead')} more than its rows "
+            "carry, but the subscription changed after the sync completed, so "
+            "the filter it had then is unknown",
         )
+    elif missing > 0:
+        check.flag(Status.LOST, f"{count(missing, 'matched lead')} in no outbox row")
     elif missing < 0 and existed:
         check.notes.append(
             f"its rows carry {count(-missing, 'lead')} more than its filter "

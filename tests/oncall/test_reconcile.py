@@ -156,6 +156,32 @@ async def test_a_missing_row_is_lost(
     assert "wrote 2 outbox rows when it completed but 1 exist now" in report["verdict"]
 
 
+async def test_a_filter_widened_after_the_sync_is_not_reported_as_lost(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    """Today's wider filter matches more, but the sync was sent under the old one."""
+    sub = await add_subscription(
+        conn, workspace[0], "https://a.example/", {"sourceType": "liker"}
+    )
+    sync_id = await complete_sync(conn, workspace[0], _varied_leads(6))
+    await conn.execute(
+        "UPDATE subscriptions SET filter_config = '{}', updated_at = now() "
+        "WHERE id = %s",
+        [sub],
+    )
+    await conn.execute(
+        "UPDATE outbox SET state = 'delivered', finished_at = now() WHERE sync_id = %s",
+        [sync_id],
+    )
+
+    report = (await cli("outbox", "reconcile", str(sync_id), "--json")).json()
+
+    (check,) = report["subscriptions"]
+    assert (check["matched"], check["leads"]) == (6, 3)
+    assert check["status"] == report["status"] == "filter_changed"
+    assert "NOT delivered" not in report["verdict"]
+
+
 async def test_subscription_made_after_the_sync_expects_no_rows(
     cli: Cli, conn: Connection, workspace: tuple[int, str]
 ) -> None:
