@@ -112,6 +112,7 @@ def resolve_from(
 class Ran:
     code: int
     out: str
+    err: str
 
     def json(self) -> Any:
         return json.loads(self.out)
@@ -134,6 +135,7 @@ def cli(
             code = await asyncio.to_thread(main, list(argv))
         except SystemExit as exc:  # argparse refusing the arguments
             code = int(exc.code or 0)
-        return Ran(code, capsys.readouterr().out)
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
 
     return run
