@@ -28,8 +28,8 @@ Connection = psycopg.AsyncConnection[dict[str, object]]
 def embedded_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL and return its URL."""
     pgdata = data_dir / "pgdata"
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.
             warnings.simplefilter("ignore")
