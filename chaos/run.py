@@ -4,8 +4,10 @@
 2. The misbehaving receiver, the API and several workers, each a process.
 3. Subscriptions with mixed filters, made through the API.
 4. Syncs through ``ctgo-webhooks sync ingest``, one after another, retried
-   when one fails; meanwhile a random worker is SIGKILLed and started again
-   every few seconds, and PostgreSQL is stopped and started once mid-run.
+   when one fails (some first tries are SIGKILLed part way). Meanwhile a
+   random worker is SIGKILLed and started again every few seconds, one
+   subscription is disabled and enabled again with the on-call CLI, and
+   PostgreSQL is stopped and started once mid-run.
 5. Wait until every outbox row is final, stop everything, and judge what
    the receiver recorded against the reference (:mod:`chaos.verdict`).
 """
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import random
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -57,6 +60,9 @@ class Plan:
     retry_window: float = 300.0
     failure_rate: float = 0.3
     gone_after: int = 3
+    toggled: str = "likers"
+    toggle_every: float = 3.0
+    kill_ingest_every: int = 4
     max_seconds: float = 900.0
     seed: int = 1
 
@@ -86,6 +92,7 @@ class Plan:
             workers=2,
             sync_gap=0.5,
             kill_every=(1.5, 3.0),
+            toggle_every=1.5,
             restart_at_sync=2,
             postgres_down=1.0,
             max_seconds=150.0,
@@ -99,7 +106,9 @@ class Events:
 
     worker_kills: int = 0
     postgres_restarts: int = 0
+    ingest_kills: int = 0
     ingest_retries: int = 0
+    disables: int = 0
     api_recovered_after_restart: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -287,15 +296,22 @@ async def _exercise(
     subscriptions = await _subscribe(service)
     say(f"{len(subscriptions)} subscriptions; {plan.syncs} syncs to ingest")
 
-    stop_killing = asyncio.Event()
+    stop_killing, stop_toggling = asyncio.Event(), asyncio.Event()
     killer = asyncio.create_task(_kill_workers(plan, service, events, stop_killing))
+    toggled = next(s for s in subscriptions if s.label == plan.toggled)
+    toggler = asyncio.create_task(
+        _toggle(plan, service, toggled, events, stop_toggling)
+    )
     try:
         leads = await _ingest_all(plan, service, postgres, events)
+        stop_toggling.set()
+        await toggler
         say(f"all {len(leads)} leads ingested; waiting for every row to be final")
         await _wait_final(service.url, deadline)
     finally:
         stop_killing.set()
-        await killer
+        stop_toggling.set()
+        await asyncio.gather(killer, toggler)
 
     for child in service.children:
         await child.stop()
@@ -307,7 +323,9 @@ async def _exercise(
         {
             "worker kills (SIGKILL)": events.worker_kills,
             "postgres restarts": events.postgres_restarts,
+            "ingest kills (SIGKILL)": events.ingest_kills,
             "ingest retries": events.ingest_retries,
+            f"{plan.toggled} disabled and enabled": events.disables,
         }
     )
     if events.postgres_restarts and not events.api_recovered_after_restart:
@@ -367,7 +385,7 @@ async def _ingest_all(
             restart = asyncio.create_task(
                 _restart_postgres(plan, service, postgres, events)
             )
-        await _ingest(service, sync_no, batch, events)
+        await _ingest(plan, service, sync_no, batch, events)
         leads += batch
         await asyncio.sleep(plan.sync_gap)
     if restart is not None:
@@ -376,23 +394,74 @@ async def _ingest_all(
 
 
 async def _ingest(
-    service: Service, sync_no: int, batch: list[dict[str, Any]], events: Events
+    plan: Plan,
+    service: Service,
+    sync_no: int,
+    batch: list[dict[str, Any]],
+    events: Events,
 ) -> None:
     path = service.logs / f"sync-{sync_no}.ndjson"
     path.write_text("".join(json.dumps(lead) + "\n" for lead in batch))
     argv = command(
         "sync", "ingest", str(path), "--workspace", str(service.workspace_id)
     )
+    # Some first tries are SIGKILLed part way: the sync must roll back whole.
+    doomed = sync_no % plan.kill_ingest_every == plan.kill_ingest_every - 1
+    chance = random.Random(f"{plan.seed}:ingest:{sync_no}")  # noqa: S311 - chaos
     for attempt in range(1, INGEST_TRIES + 1):
+        killed_after = chance.uniform(0.3, 1.5)
+        timeout = killed_after if doomed and attempt == 1 else INGEST_TIMEOUT
         code, _out = await run_once(
-            [*argv, "--json"], service.env, service.logs / "cli.log", INGEST_TIMEOUT
+            [*argv, "--json"], service.env, service.logs / "cli.log", timeout
         )
         if code == 0:
             return
+        if code == -signal.SIGKILL:
+            events.ingest_kills += 1
         events.ingest_retries += 1
         say(f"sync {sync_no}: ingest failed ({code}), try {attempt}; trying again")
         await asyncio.sleep(1.0)
     events.problems.append(f"sync {sync_no} could not be ingested")
+
+
+async def _toggle(
+    plan: Plan,
+    service: Service,
+    subscription: Subscribed,
+    events: Events,
+    stop: asyncio.Event,
+) -> None:
+    """Disable and enable one subscription with the on-call CLI, over and over.
+
+    It always ends enabled: its held rows must then be released and delivered.
+    """
+    reason = ["--reason", "chaos run", "--actor", "chaos"]
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), plan.toggle_every)
+        if stop.is_set():
+            return
+        await _cli_until_done(
+            service, "subscriptions", "disable", str(subscription.id), *reason
+        )
+        events.disables += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), plan.toggle_every / 2)
+        await _cli_until_done(
+            service, "subscriptions", "enable", str(subscription.id), *reason
+        )
+
+
+async def _cli_until_done(service: Service, *args: str) -> None:
+    """Run a CLI command again until it succeeds (PostgreSQL may be restarting)."""
+    for _ in range(INGEST_TRIES):
+        code, _out = await run_once(
+            command(*args), service.env, service.logs / "cli.log", INGEST_TIMEOUT
+        )
+        if code == 0:
+            return
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"ctgo-webhooks {' '.join(args)} kept failing")
 
 
 async def _restart_postgres(
