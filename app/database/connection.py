@@ -86,12 +86,17 @@ async def connect(url: str, *, autocommit: bool = False) -> Connection:
 def make_pool(
     url: str, *, min_size: int = 1, max_size: int = 10
 ) -> AsyncConnectionPool:
-    """A closed pool of dict-row connections; open it with ``await pool.open()``."""
+    """A closed pool of dict-row connections; open it with ``await pool.open()``.
+
+    Connections are in autocommit: a lone statement (an API key lookup, a
+    read) is one round trip, without a BEGIN and a COMMIT of its own. Writes
+    that belong together run in :func:`transaction`.
+    """
     return AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, "autocommit": True},
         open=False,
     )
 
