@@ -3,11 +3,11 @@
 1. A private PostgreSQL, migrated; a workspace and key made with the CLI.
 2. The misbehaving receiver, the API and several workers, each a process.
 3. Subscriptions with mixed filters, made through the API.
-4. Syncs through ``ctgo-webhooks sync ingest``, one after another, retried
-   when one fails (some first tries are SIGKILLed part way). Meanwhile a
-   random worker is SIGKILLed and started again every few seconds, one
-   subscription is disabled and enabled again with the on-call CLI, and
-   PostgreSQL is stopped and started once mid-run.
+4. Syncs through ``ctgo-webhooks sync ingest``, two at a time and sharing a
+   few leads, each retried when it fails (some first tries are SIGKILLed
+   part way). Meanwhile a random worker is SIGKILLed and started again every
+   few seconds, one subscription is disabled and enabled again with the
+   on-call CLI, and PostgreSQL is stopped and started once mid-run.
 5. Wait until every outbox row is final, stop everything, and judge what
    the receiver recorded against the reference (:mod:`chaos.verdict`).
 """
@@ -60,6 +60,8 @@ class Plan:
     retry_window: float = 300.0
     failure_rate: float = 0.3
     gone_after: int = 3
+    parallel: int = 2
+    overlap: int = 5
     toggled: str = "likers"
     toggle_every: float = 3.0
     kill_ingest_every: int = 4
@@ -68,7 +70,7 @@ class Plan:
 
     @classmethod
     def full(cls, seed: int = 1) -> Plan:
-        return cls("full", syncs=24, leads_per_sync=110, restart_at_sync=12, seed=seed)
+        return cls("full", syncs=32, leads_per_sync=110, restart_at_sync=16, seed=seed)
 
     @classmethod
     def quick(cls, seed: int = 1) -> Plan:
@@ -377,20 +379,32 @@ async def _kill_workers(
 async def _ingest_all(
     plan: Plan, service: Service, postgres: PrivatePostgres, events: Events
 ) -> list[dict[str, Any]]:
-    leads: list[dict[str, Any]] = []
+    """Ingest every sync, ``plan.parallel`` at once; return the distinct leads.
+
+    Each sync also carries a few leads of the one before, unchanged: whichever
+    of the two commits first writes them, the other skips them as known.
+    """
+    leads: dict[str, dict[str, Any]] = {}
     restart: asyncio.Task[None] | None = None
-    for sync_no in range(plan.syncs):
-        batch = make_leads(plan.seed, sync_no, plan.leads_per_sync)
-        if sync_no == plan.restart_at_sync and plan.restart_at_sync:
+    for first in range(0, plan.syncs, plan.parallel):
+        batches = {}
+        for sync_no in range(first, min(first + plan.parallel, plan.syncs)):
+            fresh = make_leads(plan.seed, sync_no, plan.leads_per_sync)
+            before = make_leads(plan.seed, sync_no - 1, plan.leads_per_sync)
+            batches[sync_no] = fresh + (before[: plan.overlap] if sync_no else [])
+        if plan.restart_at_sync in batches and plan.restart_at_sync:
             restart = asyncio.create_task(
                 _restart_postgres(plan, service, postgres, events)
             )
-        await _ingest(plan, service, sync_no, batch, events)
-        leads += batch
+        await asyncio.gather(
+            *(_ingest(plan, service, n, batch, events) for n, batch in batches.items())
+        )
+        for batch in batches.values():
+            leads.update((str(lead["id"]), lead) for lead in batch)
         await asyncio.sleep(plan.sync_gap)
     if restart is not None:
         await restart
-    return leads
+    return list(leads.values())
 
 
 async def _ingest(
