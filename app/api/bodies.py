@@ -44,6 +44,11 @@ def decode(raw: bytes, model: type[T]) -> T:
         raise InvalidInput.single(
             "$", "invalid_json", f"the body is not valid JSON: {exc}"
         ) from exc
+    except RecursionError as exc:
+        # msgspec decodes free-form members (filterConfig) recursively.
+        raise InvalidInput.single(
+            "$", "nested_too_deeply", "the body nests arrays or objects too deeply"
+        ) from exc
 
 
 def _problem(text: str) -> FieldProblem:
