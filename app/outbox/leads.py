@@ -86,13 +86,14 @@ def decode_lead(line: bytes) -> Lead:
 def _decode_leniently(line: bytes, original: msgspec.DecodeError) -> Any:
     # msgspec refuses lone surrogate escapes and bytes that are not UTF-8.
     # The standard library reads both, so such a line still arrives and its
-    # text is cleaned like any other; truly malformed JSON keeps msgspec's
+    # text is cleaned like any other; truly malformed JSON, or JSON nested
+    # too deeply for the standard library's recursive parser, keeps msgspec's
     # message, which names the byte.
     try:
         return json.loads(
             line.decode("utf-8", errors="replace"), parse_constant=_refuse_constant
         )
-    except ValueError:
+    except (ValueError, RecursionError):
         raise original from None
 
 

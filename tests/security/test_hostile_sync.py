@@ -188,3 +188,22 @@ async def test_repeated_ids_are_refused_and_the_fixed_file_writes_once(
         0,
         0,
     )
+
+
+async def test_a_deeply_nested_line_with_unstorable_text_is_refused_naming_it(
+    cli: Cli, conn: Connection, workspace_id: int, tmp_path: Path
+) -> None:
+    """Lines with lone surrogates take the lenient reader, which must not crash."""
+    nested = "[" * 5000 + "]" * 5000
+    file = tmp_path / "leads.ndjson"
+    file.write_text(
+        line(lead("fine"))
+        + '{"id": "deep", "streamId": 1, "accountId": 1, "sourceType": "liker", '
+        f'"matchConfidence": "low", "handle": "\\ud800", "bio": {nested}}}\n'
+    )
+
+    ran = await cli("sync", "ingest", str(file), "--workspace", str(workspace_id))
+
+    assert ran.code == 2
+    assert "line 2" in ran.err
+    assert await counts(conn) == dict.fromkeys(COUNTED, 0)
