@@ -1,10 +1,10 @@
 """Every log line of a whole run, API + worker + CLI as processes, holds no secret.
 
-The run subscribes, ingests a sync, delivers it through a failure, a
-success and a 410, inspects it with the on-call commands and revokes the
-key, all at LOG_LEVEL=debug. Then every line any process logged is
-searched for the API key, the webhook secrets, the lead text, and a token
-in a target URL's query.
+The run subscribes, ingests a sync, delivers it through a connection
+reset, a 500 echoing the lead, a success and a 410, inspects it with the
+on-call commands and revokes the key, all at LOG_LEVEL=debug. Then every
+line any process logged is searched for the API key, the webhook secrets,
+the lead text, and a token in a target URL's query.
 """
 
 from __future__ import annotations
@@ -110,7 +110,10 @@ async def test_a_whole_run_logs_no_key_no_secret_and_no_lead_text(
     auth = {"Authorization": f"Bearer {key}"}
 
     async with Receiver() as flaky, Receiver() as gone:
-        flaky.queue(Reply(status=500, body=f"{ECHO} {MARKERS['bio']}".encode()))
+        flaky.queue(
+            Reply(drop=True),
+            Reply(status=500, body=f"{ECHO} {MARKERS['bio']}".encode()),
+        )
         gone.default = Reply(status=410)
         async with httpx.AsyncClient(base_url=run.api_url, timeout=30) as client:
             secrets = []
@@ -153,7 +156,7 @@ async def test_a_whole_run_logs_no_key_no_secret_and_no_lead_text(
             revoked = await client.get("/v2/webhooks", headers=auth)
 
     assert revoked.status_code == 401
-    assert len(flaky.received) == 2
+    assert len(flaky.received) == 3
     text = run.text()
     for event in ("request_finished", "sync_ingested", "delivery_succeeded"):
         assert event in text
