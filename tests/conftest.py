@@ -11,8 +11,11 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -143,6 +146,19 @@ async def make_workspace(conn: Connection, name: str = "Acme") -> tuple[int, str
 async def workspace(conn: Connection) -> tuple[int, str]:
     """(workspace id, API key) of a workspace in this test's database."""
     return await make_workspace(conn, "Acme")
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """An empty folder for a private PostgreSQL started by the test.
+
+    The embedded server runs as its own system user, which cannot enter
+    pytest's private tmp_path, so this folder is made world-traversable.
+    """
+    path = Path(tempfile.mkdtemp(prefix="ctgo-test-server-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

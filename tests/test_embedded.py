@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,18 +13,10 @@ from app.database.connection import embedded_url
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # The server runs as its own system user, which must reach the folder.
-    path = Path(tempfile.mkdtemp(prefix="ctgo-embedded-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def test_embedded_db_stop_stops_a_running_server_and_keeps_its_data(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    server_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    data_dir = server_dir
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     assert main(["embedded-db", "stop"]) == 1  # nothing there yet

@@ -12,9 +12,9 @@ pytestmark = pytest.mark.slow
 
 
 async def test_no_notification_is_lost_while_workers_die_and_postgres_restarts(
-    tmp_path: Path,
+    server_dir: Path,
 ) -> None:
-    verdict = await run(Plan.short(), tmp_path)
+    verdict = await run(Plan.short(), server_dir)
 
     figures = verdict.figures
     assert verdict.problems == [], verdict.report()
