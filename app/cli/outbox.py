@@ -10,7 +10,14 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from app.cli.output import Context, add_json_flag, default_actor, emit, typed
+from app.cli.output import (
+    Context,
+    add_json_flag,
+    default_actor,
+    emit,
+    printable,
+    typed,
+)
 from app.database import oncall
 from app.database.oncall import OutboxFilter
 from app.errors import InvalidInput, NotFound
@@ -297,4 +304,4 @@ def _progress(ctx: Context) -> Callable[[BatchDone], None]:
 
 def _say(ctx: Context, text: str) -> None:
     """Text for the operator: stdout, or stderr when stdout carries JSON."""
-    print(text, file=sys.stderr if ctx.json else sys.stdout, flush=True)
+    print(printable(text), file=sys.stderr if ctx.json else sys.stdout, flush=True)

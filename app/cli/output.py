@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -41,12 +42,22 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Control characters other than newline and tab, and the C1 range: a
+# receiver's answer or a --reason can carry terminal escape sequences.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes, safe for a terminal."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def emit(ctx: Context, data: Any, text: str) -> None:
     """Print ``data`` as JSON with --json, else ``text``."""
     if ctx.json:
         print(json.dumps(data, default=str, ensure_ascii=False))
     else:
-        print(text)
+        print(printable(text))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -70,7 +81,7 @@ def fail(ctx: Context, code: str, message: str, exit_code: int) -> int:
     if ctx.json:
         print(json.dumps({"error": code, "message": message}), file=sys.stderr)
     else:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
     return exit_code
 
 

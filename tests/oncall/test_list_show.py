@@ -184,6 +184,24 @@ async def test_show_lists_every_attempt(
     assert "HTTP 302 -> https://elsewhere/" in ran.out
 
 
+async def test_show_escapes_terminal_control_sequences_from_a_receiver(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    _, sync1, _ = await _two_syncs(conn, workspace[0])
+    row = (await outbox_rows(conn, sync1))[0]
+    await conn.execute(
+        "INSERT INTO delivery_attempts (outbox_id, attempt_no, started_at,"
+        " duration_ms, outcome, status_code, response_excerpt)"
+        " VALUES (%s, 1, now(), 5, 'failed', 500, %s)",
+        [row["id"], "\x1b]0;PWNED\x07\x1b[2Jall good"],
+    )
+
+    ran = await cli("outbox", "show", str(row["id"]))
+
+    assert "\x1b" not in ran.out and "\x07" not in ran.out
+    assert "\\x1b]0;PWNED\\x07\\x1b[2Jall good" in ran.out
+
+
 async def test_show_unknown_row_exits_1_and_bad_id_exits_2(cli: Cli) -> None:
     unknown = await cli("outbox", "show", "987654")
     unknown_webhook = await cli("outbox", "show", "msg_nope")
