@@ -99,7 +99,8 @@ SEGMENT_ID_WARNING = FilterWarning(
 
 def _positive_id(value: object) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
+        # Longer strings are out of range anyway, and int() refuses huge ones.
+        value = int(value) if len(value) <= 20 else MAX_FILTER_ID + 1
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError('must be a positive integer (or a string of digits, "12")')
     if not 1 <= value <= MAX_FILTER_ID:

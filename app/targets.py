@@ -20,6 +20,8 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit
 
+import httpx
+
 from app.errors import TargetRefused
 from app.settings import Network, Settings
 
@@ -149,6 +151,13 @@ def check_url(url: str, settings: Settings) -> SplitResult:
     if port == 0:
         raise TargetRefused("invalid_url", "targetUrl has port 0")
     _check_host(parts.hostname, settings)
+    try:
+        # The delivery client must read the URL the same way (IDNA 2008 names).
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise TargetRefused(
+            "invalid_url", f"targetUrl cannot be used for delivery: {exc}"
+        ) from exc
     return parts
 
 

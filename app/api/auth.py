@@ -23,7 +23,10 @@ class BearerKey(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        key = bearer_token(connection.headers.get("authorization"))
+        sent = connection.headers.getall("authorization", [])
+        if len(sent) > 1:
+            raise Unauthorized("send exactly one Authorization header")
+        key = bearer_token(sent[0] if sent else None)
         async with pooled(connection.app.state.pool) as conn:
             workspace_id = await workspaces.authenticate(conn, key)
         if workspace_id is None:

@@ -105,7 +105,9 @@ class UnsubscribeRequest(msgspec.Struct, forbid_unknown_fields=True):
         wire = decode(raw, _UnsubscribeWire)
         value = wire.id
         if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)
+            # Anything longer is out of range anyway; int() of thousands of
+            # digits is refused by Python itself.
+            value = int(value) if len(value) <= 20 else MAX_ID + 1
         if not isinstance(value, int) or not 1 <= value <= MAX_ID:
             raise InvalidInput.single(
                 "$.id", "invalid_value", "id must be a positive integer"

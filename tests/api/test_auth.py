@@ -49,6 +49,17 @@ async def test_key_is_accepted_with_any_case_of_bearer(api: Api) -> None:
     assert response.status_code == 200
 
 
+async def test_two_authorization_headers_are_refused_whichever_comes_first(
+    api: Api,
+) -> None:
+    headers = [("Authorization", f"Bearer {api.key}")] * 2
+
+    response = await api.client.get("/v2/webhooks", headers=headers)
+
+    assert response.status_code == 401
+    assert "exactly one Authorization header" in response.json()["error"]["message"]
+
+
 async def test_revoked_key_stops_working_on_the_next_request(
     api: Api, conn: Connection
 ) -> None:

@@ -48,7 +48,23 @@ def test_every_documented_field_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [0, -3, 1.5, 12.0, True, "", " 12", "12a", "+12", "-1", "1e3", "١٢", [12], {}],
+    [
+        0,
+        -3,
+        1.5,
+        12.0,
+        True,
+        "",
+        " 12",
+        "12a",
+        "+12",
+        "-1",
+        "1e3",
+        "١٢",
+        [12],
+        {},
+        "9" * 4301,
+    ],
 )
 def test_stream_id_that_is_not_a_positive_integer_is_refused(value: Any) -> None:
     assert problems({"streamId": value}) == [

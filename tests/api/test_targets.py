@@ -75,6 +75,12 @@ REFUSED = [
     (f"https://{PUBLIC}/ho ok", "invalid_url"),
     (f"https://127.0.0.1\t.{PUBLIC}.nip.io/hook", "invalid_url"),
     (f"https://{PUBLIC}/hook\n", "invalid_url"),
+    # a name only the older IDNA rules read (as "localhost"); the delivery
+    # client refuses it, so subscribing must too
+    (
+        "https://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3/hook",
+        "invalid_url",
+    ),
 ]
 
 

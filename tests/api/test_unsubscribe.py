@@ -127,6 +127,7 @@ async def test_another_workspaces_subscription_is_404_on_get(
         {"id": "x"},
         {"id": None},
         {"id": 2**63},
+        {"id": "9" * 4301},
         {"id": 1, "extra": 1},
         [],
         "1",
