@@ -239,6 +239,10 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 def _selection(args: argparse.Namespace) -> OutboxFilter:
     references = getattr(args, "references", None) or []
+    if args.since and args.until and args.since >= args.until:
+        raise InvalidInput.single(
+            "--since", "empty_range", "--since must be earlier than --until"
+        )
     return OutboxFilter(
         ids=tuple(r for r in references if isinstance(r, int)),
         webhook_ids=tuple(r for r in references if isinstance(r, str)),

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from app.database.oncall import STATES
 
 _RELATIVE = re.compile(r"(\d{1,6})\s*([smhdw])")
+MAX_BIGINT = 2**63 - 1
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -63,4 +65,6 @@ def parse_positive(text: str) -> int:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise ValueError(f"{text!r} must be above zero")
+    if value > MAX_BIGINT:
+        raise ValueError(f"{text!r} is larger than any id or count can be")
     return value

@@ -113,8 +113,12 @@ async def test_list_bad_arguments_exit_2_naming_the_flag(cli: Cli) -> None:
     state = await cli("outbox", "list", "--state", "lost")
     since = await cli("outbox", "list", "--since", "yesterday")
     limit = await cli("outbox", "list", "--limit", "0")
+    huge = await cli("outbox", "list", "--workspace", "9" * 20)
+    inverted = await cli("outbox", "list", "--since", "2h", "--until", "3h")
 
     assert (state.code, since.code, limit.code) == (2, 2, 2)
+    assert (huge.code, inverted.code) == (2, 2)
+    assert "--workspace" in huge.err and "--since" in inverted.err
     assert "--state" in state.err and "dead" in state.err
     assert "--since" in since.err
     assert "--limit" in limit.err
