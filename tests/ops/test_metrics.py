@@ -118,13 +118,21 @@ async def test_outbox_and_worker_figures_follow_deliveries(
 ) -> None:
     sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
     rows = [await add_row(conn, workspace[0], sub_id) for _ in range(3)]
-    await conn.execute("UPDATE outbox SET created_at = now() - interval '1 hour'")
+    # Not due until the worker's counters have been read once.
+    await conn.execute(
+        "UPDATE outbox SET created_at = now() - interval '1 hour', "
+        "next_attempt_at = now() + interval '1 hour'"
+    )
     fast = replace(settings, poll_interval=0.2, sweep_interval=0.2)
 
     async with running_api(fast) as api:
         waiting = await scrape(api)
         async with running_worker(fast) as worker:
             worker_before = await scrape(worker)
+            await conn.execute(
+                "WITH due AS (UPDATE outbox SET next_attempt_at = now() "
+                "RETURNING id) SELECT ctgo_enqueue_deliveries(array_agg(id)) FROM due"
+            )
             await eventually(lambda: _all_delivered(conn))
             worker_after = await scrape(worker)
             during = await scrape(api)
