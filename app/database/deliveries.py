@@ -155,7 +155,10 @@ async def claim(
     )
     row = await cur.fetchone()
     if row is None:
-        await conn.execute(q("requeue_early_job"), {"outbox_id": outbox_id})
+        await conn.execute(
+            q("requeue_early_job"),
+            {"outbox_id": outbox_id, "wait_seconds": lease_seconds},
+        )
         return None
     if row["state"] != "delivering":
         return Unclaimable(outbox_id, _int(row["subscription_id"]), str(row["state"]))

@@ -20,7 +20,18 @@ WITH due AS (
      WHERE o.id = %(outbox_id)s
        AND ((o.state = 'pending' AND o.next_attempt_at <= now())
             OR (o.state = 'delivering' AND o.lease_until < now()))
-       FOR UPDATE
+       -- A receiver that is failing gets one attempt at a time, so the slow
+       -- or dead receivers of one customer cannot hold every worker slot
+       -- while other customers' rows wait. Its first success lifts this.
+       AND NOT EXISTS (
+           SELECT 1
+             FROM subscriptions AS s
+             JOIN outbox AS busy
+               ON busy.subscription_id = s.id AND busy.state = 'delivering'
+              AND busy.lease_until > now() AND busy.id <> o.id
+            WHERE s.id = o.subscription_id AND s.failing_since IS NOT NULL
+       )
+       FOR UPDATE OF o
 ),
 lost AS (
     INSERT INTO delivery_attempts
@@ -63,11 +74,19 @@ RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
           d.state = 'delivering' AS taken_over, s.target_url, s.secret;
 
 -- name: requeue_early_job
--- A job that came before its row is due (a retry moved later, a replay):
--- queue one for the time the row is due, so the row does not wait for a sweep.
-SELECT ctgo_enqueue_deliveries(ARRAY[o.id], o.next_attempt_at) AS queued
+-- A pending row the claim passed over gets a job for later, so it does not
+-- wait for a sweep: at its due time when the job came early (a retry moved
+-- later, a replay), or after %(wait_seconds)s when it is due but its failing
+-- receiver already has an attempt in flight.
+SELECT ctgo_enqueue_deliveries(
+           ARRAY[o.id],
+           CASE
+               WHEN o.next_attempt_at > now() THEN o.next_attempt_at
+               ELSE now() + make_interval(secs => %(wait_seconds)s)
+           END
+       ) AS queued
   FROM outbox AS o
- WHERE o.id = %(outbox_id)s AND o.state = 'pending' AND o.next_attempt_at > now();
+ WHERE o.id = %(outbox_id)s AND o.state = 'pending';
 
 -- name: record_delivered
 -- The receiver took it: the row is delivered, final. One statement settles

@@ -452,6 +452,59 @@ async def test_two_concurrent_attempts_on_one_row_make_one_post(
     assert len(await attempts(conn, row.outbox_id)) == 1
 
 
+async def _in_flight(conn: Connection, outbox_id: int) -> None:
+    await conn.execute(
+        "UPDATE outbox SET state = 'delivering', lease_token = gen_random_uuid(), "
+        "lease_until = now() + interval '1 minute' WHERE id = %s",
+        [outbox_id],
+    )
+
+
+async def test_a_failing_receiver_gets_one_attempt_at_a_time(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    """Its other rows wait with a job for later; another receiver's row goes out."""
+    failing, _ = await add_subscription(conn, workspace[0], receiver.url + "/a")
+    healthy, _ = await add_subscription(conn, workspace[0], receiver.url + "/b")
+    await conn.execute(
+        "UPDATE subscriptions SET failing_since = now() WHERE id = %s", [failing]
+    )
+    busy = await add_row(conn, workspace[0], failing)
+    waiting = await add_row(conn, workspace[0], failing)
+    other = await add_row(conn, workspace[0], healthy)
+    await _in_flight(conn, busy.outbox_id)
+
+    assert await deliverer.deliver(waiting.outbox_id) is None
+    assert await deliverer.deliver(other.outbox_id) == "delivered"
+
+    assert [r.path for r in receiver.received] == ["/b"]
+    assert (await outbox_row(conn, waiting.outbox_id))["state"] == "pending"
+    cur = await conn.execute(
+        "SELECT scheduled_at > now() AS later FROM procrastinate_jobs "
+        "WHERE queueing_lock = %s AND status = 'todo'",
+        [f"outbox:{waiting.outbox_id}"],
+    )
+    assert await cur.fetchone() == {"later": True}
+
+
+async def test_a_healthy_receiver_takes_attempts_in_parallel(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    deliverer: Deliverer,
+) -> None:
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    busy = await add_row(conn, workspace[0], sub_id)
+    second = await add_row(conn, workspace[0], sub_id)
+    await _in_flight(conn, busy.outbox_id)
+
+    assert await deliverer.deliver(second.outbox_id) == "delivered"
+    assert len(receiver.received) == 1
+
+
 async def test_a_row_of_a_disabled_subscription_is_held_without_a_post(
     conn: Connection,
     workspace: tuple[int, str],
