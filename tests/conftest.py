@@ -24,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 
 from app.database import migrations, workspaces
 from app.database.connection import Connection, connect, database_url
+from app.delivery.attempt import Deliverer, open_deliverer
 from app.settings import Settings
 from tests.receiver import Receiver
 
@@ -146,6 +147,29 @@ async def make_workspace(conn: Connection, name: str = "Acme") -> tuple[int, str
 async def workspace(conn: Connection) -> tuple[int, str]:
     """(workspace id, API key) of a workspace in this test's database."""
     return await make_workspace(conn, "Acme")
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    """The test settings with retries, deadlines and sweeps in fractions of a second."""
+    return replace(
+        settings,
+        retry_base_delay=0.2,
+        retry_max_delay=1.0,
+        connect_timeout=1.0,
+        delivery_deadline=2.0,
+        sweep_interval=0.2,
+        poll_interval=0.2,
+        shutdown_grace=2.0,
+        worker_concurrency=4,
+    )
+
+
+@pytest.fixture
+async def deliverer(fast: Settings) -> AsyncIterator[Deliverer]:
+    """A Deliverer (one attempt at a time) on this test's database."""
+    async with open_deliverer(fast) as opened:
+        yield opened
 
 
 @pytest.fixture

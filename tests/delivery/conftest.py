@@ -1,4 +1,4 @@
-"""Fixtures for delivery tests: short settings, subscriptions and outbox rows.
+"""Helpers for delivery tests: subscriptions and outbox rows.
 
 Rows are made with plain INSERTs so these tests depend on nothing but the
 schema; a test that wants a job for its row queues one itself.
@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
-
-import pytest
+from dataclasses import dataclass
 
 from app.database.connection import Connection
-from app.delivery.attempt import Deliverer, open_deliverer
-from app.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,30 +18,6 @@ class Row:
     outbox_id: int
     webhook_id: str
     body: bytes
-
-
-@pytest.fixture
-def fast(settings: Settings) -> Settings:
-    """The test settings with retries, deadlines and sweeps in fractions of a second."""
-    return replace(
-        settings,
-        retry_base_delay=0.2,
-        retry_max_delay=1.0,
-        retry_after_max=3600.0,
-        connect_timeout=1.0,
-        delivery_deadline=2.0,
-        sweep_interval=0.2,
-        poll_interval=0.2,
-        shutdown_grace=2.0,
-        worker_concurrency=4,
-    )
-
-
-@pytest.fixture
-async def deliverer(fast: Settings) -> AsyncIterator[Deliverer]:
-    """A Deliverer on this test's database, with the fast settings."""
-    async with open_deliverer(fast) as opened:
-        yield opened
 
 
 def new_secret() -> str:

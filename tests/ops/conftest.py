@@ -1,41 +1,8 @@
-"""Fixtures for the operations tests: fast settings and a Deliverer on them."""
+"""Helpers for the operations tests: reading subscriptions and row states."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
-
-import pytest
-
 from app.database.connection import Connection
-from app.delivery.attempt import Deliverer, open_deliverer
-from app.settings import Settings
-
-DAY = 86400.0
-
-
-@pytest.fixture
-def fast(settings: Settings) -> Settings:
-    """Test settings with retries, deadlines and sweeps in fractions of a second."""
-    return replace(
-        settings,
-        retry_base_delay=0.2,
-        retry_max_delay=1.0,
-        connect_timeout=1.0,
-        delivery_deadline=2.0,
-        sweep_interval=0.2,
-        poll_interval=0.2,
-        shutdown_grace=2.0,
-        worker_concurrency=4,
-        auto_disable_after=5 * DAY,
-    )
-
-
-@pytest.fixture
-async def deliverer(fast: Settings) -> AsyncIterator[Deliverer]:
-    """A Deliverer on this test's database, with the fast settings."""
-    async with open_deliverer(fast) as opened:
-        yield opened
 
 
 async def subscription(conn: Connection, subscription_id: int) -> dict[str, object]:
