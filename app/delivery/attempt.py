@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import aiohttp
+import httpx
 import structlog
 from aiohttp.abc import AbstractResolver
 from psycopg_pool import AsyncConnectionPool
@@ -86,10 +86,7 @@ class Deliverer:
     """Makes attempts; one per worker process, shared by all its jobs."""
 
     def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        client: aiohttp.ClientSession,
-        settings: Settings,
+        self, pool: AsyncConnectionPool, client: httpx.AsyncClient, settings: Settings
     ) -> None:
         self._pool = pool
         self._client = client

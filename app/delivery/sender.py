@@ -1,9 +1,7 @@
 """Sending one POST: the HTTP client a worker shares and what an attempt saw.
 
-Requests go straight through aiohttp, for two reasons: it lets us choose the
-resolver, and it is the cheapest Python client here (httpx on top of it cost
-three times the CPU per POST on the bench, see ``scripts/bench``).
-:class:`CheckedResolver` drops every address that
+Requests go through httpx on aiohttp (httpx-aiohttp), because aiohttp lets us
+choose the resolver: :class:`CheckedResolver` drops every address that
 :func:`app.targets.address_refusal` refuses, so the connection goes to an
 address that was checked and DNS cannot change it in between. IP literals
 never reach a resolver; :func:`app.targets.check_url` runs before every
@@ -18,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import cast
 
 import aiohttp
+import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
 
 from app.errors import TargetRefused
 from app.settings import Settings
@@ -86,7 +88,7 @@ class CheckedResolver(AbstractResolver):
 @asynccontextmanager
 async def open_client(
     settings: Settings, resolver: AbstractResolver | None = None
-) -> AsyncIterator[aiohttp.ClientSession]:
+) -> AsyncIterator[httpx.AsyncClient]:
     """The client every attempt of one worker process shares.
 
     ``resolver`` replaces the system resolver underneath the address check
@@ -102,21 +104,24 @@ async def open_client(
         # one's cookies to another.
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
-        # Only connecting has a limit of its own; DELIVERY_DEADLINE caps the
-        # whole attempt (see send).
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout
-        ),
+    )
+    client = httpx.AsyncClient(
+        transport=AiohttpTransport(client=session),
+        timeout=httpx.Timeout(None, connect=settings.connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
         # A compressed answer would have to be inflated to cap what we read.
         headers={"accept-encoding": "identity"},
-        auto_decompress=False,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
-    async with session:
-        yield session
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def send(
-    client: aiohttp.ClientSession,
+    client: httpx.AsyncClient,
     url: str,
     headers: Mapping[str, str],
     body: bytes,
@@ -129,48 +134,49 @@ async def send(
             return await _post(client, url, headers, body)
     except TargetRefused as exc:
         return _failed("blocked", exc, exc.reason)
-    except aiohttp.ClientError as exc:
-        # Before TimeoutError: aiohttp's connect timeout is both.
-        failure = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
-        return _failed(failure, exc, str(exc) or "no detail")
     except TimeoutError as exc:
         detail = f"no complete answer within {settings.delivery_deadline:g} s"
         return _failed("timeout", exc, detail)
-    except OSError as exc:
-        return _failed("connection_error", exc, str(exc))
+    except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+        # The transport maps aiohttp errors loosely (a reset becomes a
+        # ConnectTimeout); the aiohttp error underneath says what happened.
+        cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+        failure = "timeout" if isinstance(cause, TimeoutError) else "connection_error"
+        return _failed(failure, cause, str(cause))
 
 
 async def _post(
-    client: aiohttp.ClientSession,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes,
+    client: httpx.AsyncClient, url: str, headers: Mapping[str, str], body: bytes
 ) -> Exchange:
-    # Leaving the block before the end of the answer closes the connection.
-    async with client.post(
-        url, data=body, headers=headers, allow_redirects=False
-    ) as response:
+    request = client.build_request("POST", url, headers=headers, content=body)
+    response = await client.send(request, stream=True)
+    try:
         head = await _read_head(response)
+    finally:
+        # Closing before the end of a body closes the connection too.
+        await response.aclose()
     location = response.headers.get("location")
     return Exchange(
-        status_code=response.status,
+        status_code=response.status_code,
         excerpt=_text(head[:EXCERPT_LIMIT]),
         location=None if location is None else _text(location[:LOCATION_LIMIT]),
         retry_after=response.headers.get("retry-after"),
     )
 
 
-async def _read_head(response: aiohttp.ClientResponse) -> bytes:
+async def _read_head(response: httpx.Response) -> bytes:
     """Up to READ_LIMIT bytes of the body as sent (no decompression)."""
     chunks: list[bytes] = []
     size = 0
-    while size < READ_LIMIT:
-        chunk = await response.content.read(READ_LIMIT - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
+    # aiter_raw is an async generator; close it when we stop reading early.
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    async with aclosing(raw) as stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= READ_LIMIT:
+                break
+    return b"".join(chunks)[:READ_LIMIT]
 
 
 def _text(raw: bytes | str) -> str:
