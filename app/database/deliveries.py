@@ -34,6 +34,9 @@ from app.errors import DatabaseError
 
 POOL_OPEN_TIMEOUT = 30.0
 
+# Fewer waiting jobs than this are cheap to fetch whatever the plan.
+BURST_JOBS = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -256,6 +259,26 @@ async def release_stray_held(conn: Connection) -> int:
     cur = await conn.execute(q("release_stray_held"))
     row = await cur.fetchone()
     return 0 if row is None else _int(row["released"])
+
+
+async def refresh_queue_statistics(conn: Connection, queue: str) -> bool:
+    """ANALYZE procrastinate_jobs when most of a queue's waiting jobs are new to it.
+
+    Procrastinate fetches one job at a time, the first by priority and id.
+    While the statistics say that hardly any job waits, PostgreSQL answers
+    each fetch by reading and sorting every waiting job, so a burst of N
+    jobs (one sync's fan-out) costs N fetches of N rows until autovacuum
+    happens to analyze the table. Returns whether it analyzed.
+    """
+    cur = await conn.execute(q("queue_statistics"), {"queue": queue})
+    row = await cur.fetchone()
+    if row is None:
+        return False
+    waiting, changed = _int(row["waiting"]), _int(row["changed"])
+    if waiting < BURST_JOBS or 2 * changed < waiting:
+        return False
+    await conn.execute(q("analyze_jobs"))
+    return True
 
 
 def _lease(held: Claim) -> dict[str, Any]:

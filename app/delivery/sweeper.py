@@ -7,6 +7,9 @@
    ``ctgo_complete_sync()``.
 3. Rows held for a subscription that is active again are released (an
    attempt in flight can put a row on hold just as a re-enable commits).
+4. After a burst of new jobs the job table's statistics are gathered, so
+   Procrastinate's fetch stops reading every waiting job each time (see
+   :func:`app.database.deliveries.refresh_queue_statistics`).
 
 Every worker may sweep at the same time: a job is failed once (the second
 try finds it no longer ``doing``) and ``ctgo_enqueue_deliveries`` keeps one
@@ -44,6 +47,7 @@ class SweepReport:
     stalled_jobs_failed: int
     rows_requeued: int
     held_released: int = 0
+    statistics_refreshed: bool = False
 
 
 async def sweep_forever(
@@ -59,11 +63,13 @@ async def sweep_forever(
 
 
 async def sweep(app: App, pool: AsyncConnectionPool, queue: str) -> SweepReport:
-    """One pass of both recovery steps."""
+    """One pass of every step."""
     failed = await fail_stalled_jobs(app, queue)
     requeued = await requeue_due_rows(pool)
     async with deliveries.pooled(pool, "releasing held rows") as conn:
         released = await deliveries.release_stray_held(conn)
+    async with deliveries.pooled(pool, "refreshing queue statistics") as conn:
+        refreshed = await deliveries.refresh_queue_statistics(conn, queue)
 
     if failed or requeued or released:
         logger.info(
@@ -72,7 +78,9 @@ async def sweep(app: App, pool: AsyncConnectionPool, queue: str) -> SweepReport:
             rows_requeued=requeued,
             held_released=released,
         )
-    return SweepReport(failed, requeued, released)
+    if refreshed:
+        logger.info("queue_statistics_refreshed", queue=queue)
+    return SweepReport(failed, requeued, released, refreshed)
 
 
 async def fail_stalled_jobs(app: App, queue: str) -> int:

@@ -347,3 +347,18 @@ WITH released AS (
 SELECT count(*)::integer AS released,
        ctgo_enqueue_deliveries(coalesce(array_agg(r.id), '{}')) AS queued
   FROM released AS r;
+
+-- name: queue_statistics
+-- Jobs waiting in a queue, and changes to procrastinate_jobs since its
+-- statistics were last gathered (the counter lags by a second or so).
+SELECT (SELECT count(*)
+          FROM procrastinate_jobs
+         WHERE queue_name = %(queue)s AND status = 'todo')::bigint AS waiting,
+       coalesce((SELECT n_mod_since_analyze
+                   FROM pg_stat_user_tables
+                  WHERE relid = 'procrastinate_jobs'::regclass), 0)::bigint
+           AS changed;
+
+-- name: analyze_jobs
+-- Gather procrastinate_jobs statistics now; see refresh_queue_statistics.
+ANALYZE procrastinate_jobs;
