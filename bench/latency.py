@@ -27,7 +27,7 @@ from bench.delivery import LISTEN_GRACE, READY_TIMEOUT, Plan, wait_for_workers
 from bench.postgres import Server
 
 SEED = 7
-PAUSE = (0.05, 0.15)
+PAUSE = (0.02, 0.08)
 
 
 @dataclass(frozen=True, slots=True)
