@@ -182,10 +182,6 @@ async def _run(
 ) -> WorkerRun:
     database = server.clone("delivery", template=plan.template)
     env = {**plan.env, "DATABASE_URL": server.url_of(database)}
-    if module != "app":
-        # The sweeper would queue a new job for every row a no-op job left
-        # pending, and the run would never end.
-        env["SWEEP_INTERVAL"] = "86400"
     await _reset(receiver)
 
     conn = await server.connect(database)

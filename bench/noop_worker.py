@@ -2,16 +2,20 @@
 
 Run as ``python -m bench.noop_worker`` with the worker's environment. It is
 ``ctgo-webhooks worker`` itself (same pool, HTTP client, Procrastinate
-options, task and queue) except that the ``deliver`` task returns at once,
-so what it reaches is what Procrastinate's per-job cost allows here.
+options, task, queue and sweep) except that the ``deliver`` task returns at
+once, so what it reaches is what Procrastinate's per-job cost allows here.
+The sweep skips one step: requeuing due rows, which would queue a new job
+for every row a no-op job left pending, and the run would never end.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from psycopg_pool import AsyncConnectionPool
+
 from app import logs
-from app.delivery import worker
+from app.delivery import sweeper, worker
 from app.settings import Settings
 
 
@@ -25,11 +29,16 @@ class NoopDeliverer:
         return None
 
 
+async def requeue_nothing(pool: AsyncConnectionPool) -> int:
+    return 0
+
+
 def main() -> None:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
     # The worker builds its Deliverer by this module-level name.
     setattr(worker, "Deliverer", NoopDeliverer)  # noqa: B010 - not re-exported
+    sweeper.requeue_due_rows = requeue_nothing
     asyncio.run(worker.run(settings))
 
 
