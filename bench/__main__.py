@@ -42,10 +42,11 @@ class Sizes:
     samples: int
     requests: int
     warmup: int
+    fanout_runs: int
 
 
-DEFAULT = Sizes(10_000, 100, 20_000, 10, 200, 3_000, 200)
-QUICK = Sizes(2_000, 100, 1_000, 10, 30, 300, 50)
+DEFAULT = Sizes(10_000, 100, 20_000, 10, 200, 3_000, 200, 3)
+QUICK = Sizes(2_000, 100, 1_000, 10, 30, 300, 50, 1)
 
 
 def parse(argv: list[str]) -> tuple[Sizes, str, Path | None, bool]:
@@ -61,6 +62,9 @@ def parse(argv: list[str]) -> tuple[Sizes, str, Path | None, bool]:
     parser.add_argument("--concurrency", type=int, help="WORKER_CONCURRENCY")
     parser.add_argument("--samples", type=int, help="latency samples")
     parser.add_argument("--requests", type=int, help="subscribe requests")
+    parser.add_argument(
+        "--fanout-runs", type=int, help="fan-out runs; the median one is shown"
+    )
     args = parser.parse_args(argv)
 
     base = QUICK if args.quick else DEFAULT
@@ -103,8 +107,15 @@ async def _measure_all(server: Server, sizes: Sizes, logs_dir: Path) -> list[Fig
         figures = _fanout(
             await _step(
                 "fan-out",
-                fanout.measure(server, sizes.leads, sizes.subscriptions, settings),
-            )
+                fanout.median(
+                    server,
+                    sizes.leads,
+                    sizes.subscriptions,
+                    settings,
+                    sizes.fanout_runs,
+                ),
+            ),
+            sizes.fanout_runs,
         )
         async with _receiver(logs_dir) as (receiver, url):
             plan = await delivery.prepare(
@@ -280,9 +291,10 @@ async def _delivery(
     ]
 
 
-def _fanout(found: fanout.Fanout) -> list[Figure]:
+def _fanout(found: fanout.Fanout, runs: int) -> list[Figure]:
     section = "fan-out"
     return [
+        figure(section, "fanout_runs", "runs, the median one shown", runs, "runs"),
         figure(section, "fanout_leads", "leads in the sync", found.leads, "leads"),
         figure(
             section,

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A table row: two spaces, a label, two or more spaces, a number, its unit.
 ROW = re.compile(r"^  (?P<label>\S.*?) {2,}(?P<value>-?\d+(?:\.\d+)?) (?P<unit>\S+)$")
 FIGURES = {
+    "fanout_runs",
     "fanout_leads",
     "fanout_subscriptions",
     "fanout_rows",
