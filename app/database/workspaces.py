@@ -81,7 +81,9 @@ async def authenticate(conn: Connection, key: str) -> int | None:
     """The workspace id of a live key, or None."""
     cur = await conn.execute(q("authenticate_api_key"), {"key_hash": hash_key(key)})
     row = await cur.fetchone()
-    return None if row is None else int(row["workspace_id"])  # type: ignore[call-overload]
+    if row is None:
+        return None
+    return int(str(row["workspace_id"]))
 
 
 def is_well_formed(key: str) -> bool:
