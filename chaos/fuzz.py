@@ -20,15 +20,12 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import uvicorn
-
 from app import logs, targets
-from app.api.server import create_app
+from app.api.server import serving
 from app.database import migrations, workspaces
 from app.database.connection import connect
 from app.settings import Settings
@@ -70,34 +67,6 @@ async def table_resolve(host: str, port: int) -> list[targets.IPAddress]:
 def production_rules(settings: Settings) -> Settings:
     """``settings`` with the target rules of production."""
     return replace(settings, allow_http_targets=False, allowed_target_networks=())
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
-    """The API on a free loopback port in this process; yields its base URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(60):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the API stopped before it started")
-                await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(30):
-            await task
 
 
 async def fuzz(

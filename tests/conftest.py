@@ -8,20 +8,24 @@ tests are isolated and fast.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from app.cli.main import main
 from app.database import migrations, workspaces
 from app.database.connection import Connection, connect, database_url
 from app.delivery.attempt import Deliverer, open_deliverer
@@ -190,3 +194,41 @@ async def receiver() -> AsyncIterator[Receiver]:
     """A real HTTP server on 127.0.0.1 that records what it receives."""
     async with Receiver() as running:
         yield running
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Cli = Callable[..., Awaitable[Ran]]
+
+
+@pytest.fixture
+def cli(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    """Run ``ctgo-webhooks ARGS`` on this test's database; return code and output.
+
+    ``main`` runs its own event loop, so it runs in a thread beside the
+    test's loop.
+    """
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("USER", "oncall-tester")
+
+    async def run(*argv: str) -> Ran:
+        capsys.readouterr()  # drop what the test itself printed or logged
+        try:
+            code = await asyncio.to_thread(main, list(argv))
+        except SystemExit as exc:  # argparse refusing the arguments
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return run

@@ -85,6 +85,37 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """The API on a free loopback port in this process; yields its base URL.
+
+    For tests, fuzzing and benchmarks: ``serve`` is the production entry point.
+    """
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(60):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the API stopped before it started")
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(30):
+            await task
+
+
 async def serve(settings: Settings) -> None:
     """Serve the API with uvicorn on HOST:PORT until SIGINT or SIGTERM."""
     # The pool narrates every checkout at info level.

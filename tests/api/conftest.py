@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from app.api.server import create_app
+from app.api.server import serving as running_api
 from app.database.connection import Connection
 from app.settings import Settings
-
-
-@asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[str]:
-    """Serve the API on a free loopback port; yield its base URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(30):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the API stopped before it started")
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(30):
-            await task
 
 
 @dataclass(slots=True)

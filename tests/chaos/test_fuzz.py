@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from app import targets
+from app.api.server import serving
 from app.settings import Settings
-from chaos.fuzz import fuzz, production_rules, serving, table_resolve
+from chaos.fuzz import fuzz, production_rules, table_resolve
 
 pytestmark = pytest.mark.slow
 

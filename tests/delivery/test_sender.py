@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app.database.connection import Connection
 from app.delivery.attempt import open_deliverer
@@ -24,38 +22,10 @@ from app.errors import TargetRefused
 from app.settings import Settings
 from tests.delivery.conftest import add_row, add_subscription, attempts, outbox_row
 from tests.receiver import Receiver, Reply
+from tests.resolver import TableResolver
 
 HEADERS = {"content-type": "application/json"}
 BODY = b"[]"
-
-
-class FixedResolver(AbstractResolver):
-    """Answers names from a table, as a DNS server we control would."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        if host not in self.answers:
-            raise OSError(f"{host} is not in the table")
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-            for address in self.answers[host]
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 def closed(settings: Settings) -> Settings:
@@ -64,7 +34,7 @@ def closed(settings: Settings) -> Settings:
 
 
 async def post(
-    settings: Settings, url: str, resolver: FixedResolver | None = None
+    settings: Settings, url: str, resolver: TableResolver | None = None
 ) -> Exchange:
     async with open_client(settings, resolver) as client:
         return await send(client, url, HEADERS, BODY, settings)
@@ -73,7 +43,7 @@ async def post(
 async def test_the_resolver_drops_refused_addresses_and_keeps_the_rest(
     fast: Settings,
 ) -> None:
-    inner = FixedResolver({"mixed.test": ["10.0.0.1", "93.184.216.34", "::1"]})
+    inner = TableResolver({"mixed.test": ["10.0.0.1", "93.184.216.34", "::1"]})
     resolver = CheckedResolver(closed(fast), inner)
 
     found = await resolver.resolve("mixed.test", 443)
@@ -88,7 +58,7 @@ async def test_the_resolver_drops_refused_addresses_and_keeps_the_rest(
 async def test_the_resolver_refuses_a_name_with_only_refused_addresses(
     fast: Settings, address: str
 ) -> None:
-    resolver = CheckedResolver(closed(fast), FixedResolver({"inside.test": [address]}))
+    resolver = CheckedResolver(closed(fast), TableResolver({"inside.test": [address]}))
 
     with pytest.raises(TargetRefused):
         await resolver.resolve("inside.test", 443)
@@ -97,7 +67,7 @@ async def test_the_resolver_refuses_a_name_with_only_refused_addresses(
 async def test_a_name_that_resolves_to_an_allowed_address_is_delivered_there(
     fast: Settings, receiver: Receiver
 ) -> None:
-    resolver = FixedResolver({"receiver.test": ["127.0.0.1"]})
+    resolver = TableResolver({"receiver.test": ["127.0.0.1"]})
 
     exchange = await post(fast, f"http://receiver.test:{receiver.port}/in", resolver)
 
@@ -109,7 +79,7 @@ async def test_a_name_that_resolves_to_an_allowed_address_is_delivered_there(
 async def test_a_name_that_resolves_to_a_refused_address_is_blocked_unconnected(
     fast: Settings, receiver: Receiver
 ) -> None:
-    resolver = FixedResolver({"rebind.test": ["127.0.0.1"]})
+    resolver = TableResolver({"rebind.test": ["127.0.0.1"]})
 
     exchange = await post(
         closed(fast), f"http://rebind.test:{receiver.port}/in", resolver
@@ -126,7 +96,7 @@ async def test_a_name_that_resolves_to_a_refused_address_is_blocked_unconnected(
 async def test_a_refused_literal_or_localhost_is_blocked_before_any_lookup(
     fast: Settings, receiver: Receiver, host: str
 ) -> None:
-    resolver = FixedResolver({})
+    resolver = TableResolver({})
 
     exchange = await post(closed(fast), f"http://{host}:{receiver.port}/", resolver)
 

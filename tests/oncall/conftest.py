@@ -7,56 +7,12 @@ with plain SQL, as the delivery worker would leave them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from app.cli.main import main
 from app.database.connection import Connection
-
-
-@dataclass(frozen=True, slots=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Cli = Callable[..., Awaitable[Ran]]
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Cli:
-    """Run ``ctgo-webhooks ARGS`` on this test's database; return code and output.
-
-    ``main`` runs its own event loop, so it runs in a thread beside the
-    test's loop.
-    """
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("LOG_FORMAT", "json")
-    monkeypatch.setenv("USER", "oncall-tester")
-    capsys.readouterr()
-
-    async def run(*argv: str) -> Ran:
-        try:
-            code = await asyncio.to_thread(main, list(argv))
-        except SystemExit as exc:  # argparse refusing the arguments
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    return run
 
 
 def lead(number: int, **fields: Any) -> dict[str, Any]:

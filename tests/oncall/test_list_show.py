@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.database.connection import Connection
+from tests.conftest import Cli
 from tests.oncall.conftest import (
-    Cli,
     add_subscription,
     complete_sync,
     lead,

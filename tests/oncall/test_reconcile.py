@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.database.connection import Connection
+from tests.conftest import Cli
 from tests.oncall.conftest import (
-    Cli,
     add_subscription,
     complete_sync,
     lead,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from app.database.connection import Connection
+from tests.conftest import Cli
 from tests.oncall.conftest import (
-    Cli,
     add_subscription,
     complete_sync,
     lead,

@@ -18,7 +18,8 @@ from aiohttp import web
 from app.database.connection import Connection
 from app.delivery.attempt import Deliverer, open_deliverer
 from app.settings import Settings
-from tests.oncall.conftest import Cli, add_subscription, complete_sync, lead
+from tests.conftest import Cli
+from tests.oncall.conftest import add_subscription, complete_sync, lead
 from tests.receiver import Received, Receiver, Reply
 
 

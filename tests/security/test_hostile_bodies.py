@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from app.api.server import serving
 from app.settings import Settings
-from chaos.fuzz import serving
 
 DEEP = 5000
 

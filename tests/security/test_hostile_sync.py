@@ -16,8 +16,7 @@ import pytest
 
 from app.database.connection import Connection
 from app.outbox.leads import BIGINT_MAX, TEXT_CAPS
-from tests.conftest import make_workspace
-from tests.security.conftest import Cli
+from tests.conftest import Cli, make_workspace
 
 MEGABYTE = 1024 * 1024
 

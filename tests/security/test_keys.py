@@ -7,10 +7,10 @@ import hashlib
 import httpx
 from psycopg import sql
 
+from app.api.server import serving
 from app.database.connection import Connection
 from app.settings import Settings
-from chaos.fuzz import serving
-from tests.security.conftest import Cli
+from tests.conftest import Cli
 
 
 async def everything_stored(conn: Connection) -> str:

@@ -17,14 +17,15 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
+from app.api.server import serving
 from app.database.connection import Connection
 from app.delivery.attempt import open_deliverer
 from app.outbox.ingest import ingest_sync
 from app.settings import Settings
-from chaos.fuzz import serving
 from tests.delivery.conftest import add_row, add_subscription, attempts, outbox_row
 from tests.outbox.conftest import lead
-from tests.security.conftest import ConnectionCounter, TableResolver, resolve_from
+from tests.resolver import TableResolver
+from tests.security.conftest import ConnectionCounter, resolve_from
 
 PUBLIC = "93.184.215.14"
 

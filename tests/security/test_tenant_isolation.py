@@ -22,13 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from app.api.server import serving
 from app.database.connection import Connection
 from app.outbox.ingest import ingest_sync
 from app.settings import Settings
-from chaos.fuzz import serving
-from tests.conftest import make_workspace
+from tests.conftest import Cli, make_workspace
 from tests.outbox.conftest import lead
-from tests.security.conftest import Cli
 
 SHARED_URL = "http://127.0.0.1:9/shared-hook"
 THEIR_LEAD = "their-lead-5521"
