@@ -132,6 +132,13 @@ class Settings:
     worker_concurrency: int = _setting(
         10, _positive(int), "Deliveries one worker process runs at once", ("worker",)
     )
+    delivery_batch: int = _setting(
+        10,
+        _positive(int),
+        "Most due rows one delivery job claims and POSTs together, "
+        "within WORKER_CONCURRENCY",
+        ("worker",),
+    )
     connect_timeout: float = _setting(
         5.0, _positive(float), "Seconds to connect to a receiver", ("worker",)
     )

@@ -126,10 +126,15 @@ async def conn(db_url: str) -> AsyncIterator[Connection]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    """Settings for this test: its database, loopback receivers allowed."""
+    """Settings for this test: its database, loopback receivers allowed.
+
+    A deliver() call attempts its own row only; tests of batches ask for them
+    (worker processes started by tests run with the default batch).
+    """
     return replace(
         Settings.from_env({}),
         database_url=db_url,
+        delivery_batch=1,
         allow_http_targets=True,
         allowed_target_networks=(
             ipaddress.ip_network("127.0.0.0/8"),

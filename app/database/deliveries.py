@@ -16,9 +16,9 @@ lost job to the sweep), and every statement stops waiting on a flush.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -165,8 +165,30 @@ async def claim(
         return None
     if row["state"] != "delivering":
         return Unclaimable(outbox_id, _int(row["subscription_id"]), str(row["state"]))
+    return _claim_of(row)
+
+
+async def requeue(conn: Connection, outbox_id: int) -> None:
+    """Queue a job for ``outbox_id`` (one waiting job per row at most)."""
+    await conn.execute(q("requeue_job"), {"outbox_id": outbox_id})
+
+
+async def claim_more(conn: Connection, limit: int, lease_seconds: float) -> list[Claim]:
+    """Take the leases on up to ``limit`` due rows, whatever their job.
+
+    For rows of healthy subscriptions only; their waiting jobs are dropped.
+    """
+    if limit <= 0:
+        return []
+    cur = await conn.execute(
+        q("claim_more_deliveries"), {"limit": limit, "lease_seconds": lease_seconds}
+    )
+    return [_claim_of(row) for row in await cur.fetchall()]
+
+
+def _claim_of(row: dict[str, object]) -> Claim:
     return Claim(
-        outbox_id=outbox_id,
+        outbox_id=_int(row["outbox_id"]),
         webhook_id=str(row["webhook_id"]),
         body=bytes(row["body"]),  # type: ignore[call-overload]
         attempt_no=_int(row["attempt_count"]),
@@ -180,10 +202,36 @@ async def claim(
     )
 
 
-async def record_delivered(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
-    """The receiver took the body: the row is delivered, final."""
-    cur = await conn.execute(q("record_delivered"), _record(held, attempt))
-    return _settled(await cur.fetchone())
+async def record_delivered(
+    conn: Connection, done: Sequence[tuple[Claim, Attempt]]
+) -> list[Settled]:
+    """The receivers took the bodies: each row is delivered, final.
+
+    One statement for all of ``done``; the answers are in the same order.
+    """
+    if not done:
+        return []
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "outbox_id",
+            "lease_token",
+            "subscription_id",
+            "attempt_no",
+            "started_at",
+            "duration_ms",
+            "status_code",
+            "response_excerpt",
+            "location",
+        )
+    }
+    for held, attempt in done:
+        values = _record(held, attempt)
+        for name, column in columns.items():
+            column.append(values[name])
+    cur = await conn.execute(q("record_delivered"), columns)
+    settled = {_int(row["outbox_id"]): _settled(row) for row in await cur.fetchall()}
+    return [settled[attempt.outbox_id] for _, attempt in done]
 
 
 async def record_gone(conn: Connection, held: Claim, attempt: Attempt) -> Settled:
@@ -198,7 +246,7 @@ async def record_gone(conn: Connection, held: Claim, attempt: Attempt) -> Settle
     )
     cancelled = [_int(row["id"]) for row in await cur.fetchall()]
     await conn.execute(
-        q("insert_attempt"), {**asdict(attempt), "next_attempt_at": None}
+        q("insert_attempt"), {**_fields(attempt), "next_attempt_at": None}
     )
     return Settled(
         state="cancelled" if held.outbox_id in cancelled else None,
@@ -287,14 +335,19 @@ def _lease(held: Claim) -> dict[str, Any]:
 
 def _record(held: Claim, attempt: Attempt) -> dict[str, Any]:
     return {
-        **asdict(attempt),
+        **_fields(attempt),
         "lease_token": held.lease_token,
         "subscription_id": held.subscription_id,
     }
 
 
+def _fields(attempt: Attempt) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every value: too slow for every attempt.
+    return {name: getattr(attempt, name) for name in Attempt.__slots__}
+
+
 def _settled(row: dict[str, object] | None) -> Settled:
-    if row is None:
+    if row is None or row["state"] is None:
         return Settled(state=None)
     next_at = row["next_attempt_at"]
     return Settled(

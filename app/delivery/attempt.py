@@ -1,4 +1,7 @@
-"""One delivery attempt at one outbox row: claim, POST, record, log.
+"""Delivery attempts: claim due outbox rows, POST each, record, log.
+
+A :class:`Deliverer` claims a row and, in one more statement, other due rows
+while POST slots are free; each claimed row then gets its own attempt.
 
 Outcomes an attempt is recorded with:
 
@@ -39,6 +42,7 @@ from app.database.deliveries import Attempt, Claim, Settled, Unclaimable
 from app.delivery import backoff, metrics
 from app.delivery.sender import ERROR_LIMIT, Exchange, open_client, send
 from app.delivery.signing import webhook_headers
+from app.errors import DatabaseError
 from app.settings import Settings
 
 logger = structlog.get_logger(__name__)
@@ -91,21 +95,121 @@ class Deliverer:
         self._pool = pool
         self._client = client
         self._settings = settings
+        # One slot per POST in flight: the HTTP client's connection limit.
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._running: set[asyncio.Task[str]] = set()
+        self._stopping = asyncio.Event()
+        self._delivered: list[tuple[Claim, Attempt, asyncio.Future[Settled]]] = []
+        self._recording_delivered = False
+
+    async def start(self, outbox_id: int) -> list[asyncio.Task[str]]:
+        """Claim ``outbox_id`` if it is due, and more due rows; start their POSTs.
+
+        Waits for a free POST slot (WORKER_CONCURRENCY per process) first.
+        While more slots are free, up to DELIVERY_BATCH - 1 other due rows of
+        healthy subscriptions are claimed in one statement, their own jobs
+        dropped. Returns at once with one running attempt per claimed row,
+        ``outbox_id``'s first, or none if there was nothing to send for it:
+        the row is not due, final, held by another attempt, or its
+        subscription is not active. Each attempt records its own outcome;
+        :meth:`drain` waits for them all.
+        """
+        if not await self._first_slot():
+            # The worker is stopping: the row keeps a job, for another worker.
+            async with deliveries.pooled(self._pool, "requeuing a row") as conn:
+                await deliveries.requeue(conn, outbox_id)
+            return []
+        slots = 1
+        try:
+            held = await self._claim(outbox_id)
+            if held is None:
+                self._release(slots)
+                return []
+            while slots < self._settings.delivery_batch and not self._slots.locked():
+                await self._slots.acquire()
+                slots += 1
+            more = await self._claim_more(slots - 1)
+        except BaseException:
+            self._release(slots)
+            raise
+        self._release(slots - 1 - len(more))
+        return [self._spawn(claim) for claim in [held, *more]]
 
     async def deliver(self, outbox_id: int) -> str | None:
-        """Make one attempt at ``outbox_id`` if it is due; return its outcome.
+        """Like :meth:`start`, then wait: the outcome of ``outbox_id``'s attempt.
 
-        None means there was nothing to send: the row is not due, final,
-        held by another attempt, or its subscription is not active.
+        None means there was nothing to send for it. Cancelling it cancels
+        the attempts it started, which record themselves as abandoned.
         """
-        held = await self._claim(outbox_id)
-        if held is None:
+        attempts = await self.start(outbox_id)
+        if not attempts:
             return None
+        outcomes = await _all_of(attempts)
+        return outcomes[0]
 
+    async def drain(self, grace: float) -> None:
+        """Let running attempts end for up to ``grace`` seconds, then abandon them."""
+        if not self._running:
+            return
+        running = list(self._running)
+        logger.info("delivery_draining", attempts=len(running))
+        _, late = await asyncio.wait(running, timeout=grace)
+        for attempt in late:
+            attempt.cancel()
+        if late:
+            await asyncio.wait(late)
+
+    def _spawn(self, held: Claim) -> asyncio.Task[str]:
+        attempt = asyncio.create_task(self._attempt(held))
+        self._running.add(attempt)
+        attempt.add_done_callback(self._ended)
+        return attempt
+
+    def _ended(self, attempt: asyncio.Task[str]) -> None:
+        self._running.discard(attempt)
+        if not attempt.cancelled() and (error := attempt.exception()) is not None:
+            # Recording failed (the database went away): the row's lease runs
+            # out and the sweep makes it due again.
+            logger.error(
+                "delivery_not_recorded", error=f"{type(error).__name__}: {error}"
+            )
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more: jobs waiting for a POST slot end without one."""
+        self._stopping.set()
+
+    async def _first_slot(self) -> bool:
+        """Wait for a free POST slot; False once stop_claiming was called."""
+        if self._stopping.is_set():
+            return False
+        slot = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            slot.cancel()
+            await asyncio.wait({slot, stopping})
+        if slot.cancelled():
+            return False
+        if self._stopping.is_set():
+            self._release(1)
+            return False
+        return True
+
+    def _release(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
+
+    async def _attempt(self, held: Claim) -> str:
+        """POST one claimed row (its slot is freed once the POST ends), record it."""
         started_at = datetime.now(UTC)
         clock = time.monotonic()
         try:
-            exchange = await self._send(held)
+            try:
+                exchange = await self._send(held)
+            finally:
+                self._release(1)
         except asyncio.CancelledError:
             abandoned = _attempt(held, started_at, clock, Exchange(), "abandoned")
             await _uncancellable(self._record(held, abandoned, None))
@@ -133,6 +237,20 @@ class Deliverer:
             )
         return claimed
 
+    async def _claim_more(self, limit: int) -> list[Claim]:
+        if limit <= 0:
+            return []
+        try:
+            async with deliveries.pooled(self._pool, "claiming more rows") as conn:
+                return await deliveries.claim_more(
+                    conn, limit, lease_seconds(self._settings)
+                )
+        except DatabaseError as exc:
+            # Those rows keep their jobs; the attempt at the job's own row
+            # goes ahead.
+            logger.warning("delivery_batch_unclaimed", error=str(exc))
+            return []
+
     async def _send(self, held: Claim) -> Exchange:
         try:
             headers = webhook_headers(
@@ -159,7 +277,9 @@ class Deliverer:
     async def _record(
         self, held: Claim, attempt: Attempt, exchange: Exchange | None
     ) -> Settled:
-        if attempt.outcome == "gone":
+        if attempt.outcome == "delivered":
+            settled = await self._record_delivered(held, attempt)
+        elif attempt.outcome == "gone":
             async with deliveries.transaction(self._pool, RECORDING) as conn:
                 settled = await deliveries.record_gone(conn, held, attempt)
         else:
@@ -169,6 +289,45 @@ class Deliverer:
         metrics.observe_attempt(attempt, settled)
         return settled
 
+    async def _record_delivered(self, held: Claim, attempt: Attempt) -> Settled:
+        """Successes go on record together: those that end while one statement
+        records earlier ones wait for the next statement, and share it."""
+        recorded: asyncio.Future[Settled] = asyncio.get_running_loop().create_future()
+        self._delivered.append((held, attempt, recorded))
+        if not self._recording_delivered:
+            self._recording_delivered = True
+            try:
+                while self._delivered:
+                    batch, self._delivered = self._delivered, []
+                    await self._write_delivered(batch)
+            finally:
+                self._recording_delivered = False
+                # Left only when recording was cut short; they are not recorded.
+                left, self._delivered = self._delivered, []
+                for _, _, waiting in left:
+                    waiting.cancel()
+        return await recorded
+
+    async def _write_delivered(
+        self, batch: list[tuple[Claim, Attempt, asyncio.Future[Settled]]]
+    ) -> None:
+        try:
+            async with deliveries.pooled(self._pool, RECORDING) as conn:
+                settled = await deliveries.record_delivered(
+                    conn, [(held, attempt) for held, attempt, _ in batch]
+                )
+        except Exception as exc:
+            # Each waiting attempt fails as its own recording would have.
+            for _, _, recorded in batch:
+                recorded.set_exception(exc)
+            return
+        except BaseException:
+            for _, _, recorded in batch:
+                recorded.cancel()
+            raise
+        for (_, _, recorded), result in zip(batch, settled, strict=True):
+            recorded.set_result(result)
+
     async def _record_one(
         self,
         conn: Connection,
@@ -176,8 +335,6 @@ class Deliverer:
         attempt: Attempt,
         exchange: Exchange | None,
     ) -> Settled:
-        if attempt.outcome == "delivered":
-            return await deliveries.record_delivered(conn, held, attempt)
         if attempt.outcome == "abandoned":
             return await deliveries.record_abandoned(conn, held, attempt)
         return await deliveries.record_failure(
@@ -229,6 +386,26 @@ def _attempt(
         response_excerpt=exchange.excerpt,
         location=exchange.location,
     )
+
+
+async def _all_of(attempts: list[asyncio.Task[T]]) -> list[T]:
+    """Wait until every attempt has ended; their results in order.
+
+    Unlike gather, a cancelled caller cancels them and waits until each has
+    ended (recording itself as abandoned), and one that fails does not cut
+    the others short: the first error is raised once all have ended.
+    """
+    try:
+        await asyncio.wait(attempts)
+    except asyncio.CancelledError:
+        for attempt in attempts:
+            attempt.cancel()
+        await asyncio.wait(attempts)
+        raise
+    errors = [e for attempt in attempts if (e := attempt.exception()) is not None]
+    if errors:
+        raise errors[0]
+    return [attempt.result() for attempt in attempts]
 
 
 async def _uncancellable(step: Coroutine[Any, Any, T]) -> T:

@@ -14,6 +14,7 @@ an :class:`Exchange`, an answer or the reason there was none.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -129,7 +130,7 @@ async def send(
 ) -> Exchange:
     """POST ``body`` to ``url`` within DELIVERY_DEADLINE; never follow redirects."""
     try:
-        check_url(url, settings)
+        _checked_url(url, settings)
         async with asyncio.timeout(settings.delivery_deadline):
             return await _post(client, url, headers, body)
     except TargetRefused as exc:
@@ -143,6 +144,16 @@ async def send(
         cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
         failure = "timeout" if isinstance(cause, TimeoutError) else "connection_error"
         return _failed(failure, cause, str(cause))
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_url(url: str, settings: Settings) -> None:
+    """check_url, remembered for URLs that passed (refusals are not cached).
+
+    The check depends on the URL and the settings only; each attempt of a
+    busy worker would otherwise parse the same few URLs again and again.
+    """
+    check_url(url, settings)
 
 
 async def _post(

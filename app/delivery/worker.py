@@ -1,11 +1,14 @@
 """The delivery worker process: ``ctgo-webhooks worker``.
 
 A Procrastinate worker runs the ``deliver`` task (queue ``deliveries``, one
-argument ``outbox_id``) WORKER_CONCURRENCY at a time. Jobs are queued in SQL by
-``ctgo_enqueue_deliveries()``; NOTIFY wakes the worker for new ones, and
-retries scheduled for later are found by polling every POLL_INTERVAL. Beside
-it run the sweeper (:mod:`app.delivery.sweeper`) and, hourly, the removal of
-delivery jobs that finished more than a day ago.
+argument ``outbox_id``). Jobs are queued in SQL by ``ctgo_enqueue_deliveries()``;
+NOTIFY wakes the worker for new ones, and retries scheduled for later are
+found by polling every POLL_INTERVAL. A job claims its row and, while POST
+slots are free, up to DELIVERY_BATCH - 1 more due rows in one statement
+(dropping their jobs), starts their POSTs and ends; the POSTs run on,
+WORKER_CONCURRENCY at a time, and record their outcomes. Beside it run the
+sweeper (:mod:`app.delivery.sweeper`) and, hourly, the removal of delivery
+jobs that finished more than a day ago.
 
 On SIGTERM or SIGINT no new job is taken, attempts in flight get
 SHUTDOWN_GRACE seconds to end, and the rest are abandoned with their rows due
@@ -48,12 +51,17 @@ TASK = "deliver"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RESTART_DELAY = 2.0
 KEEP_FINISHED_JOBS_HOURS = 24
+JOB_CONCURRENCY = 2
 
 
 async def deliver(context: JobContext, outbox_id: int) -> None:
-    """Make one attempt at an outbox row, if it is due."""
+    """Claim an outbox row if it is due, with more due rows, and start their POSTs.
+
+    The job ends once the attempts are started: they run on, each in its
+    POST slot, and record their own outcomes (see Deliverer.start).
+    """
     deliverer: Deliverer = context.additional_context["deliverer"]
-    await deliverer.deliver(outbox_id)
+    await deliverer.start(outbox_id)
 
 
 async def remove_old_jobs(context: JobContext, timestamp: int) -> None:
@@ -113,6 +121,7 @@ async def serve(
         try:
             await _work_until(stop, app, deliverer, settings)
         finally:
+            await deliverer.drain(settings.shutdown_grace)
             sweeper.cancel()
             await asyncio.wait([sweeper])
     logger.info("worker_stopped")
@@ -130,6 +139,8 @@ async def _work_until(
         if stop.is_set():
             # Cancelling is Procrastinate's graceful stop: no new jobs, then
             # SHUTDOWN_GRACE for running ones before they are cancelled too.
+            # Jobs still waiting for a POST slot end at once.
+            deliverer.stop_claiming()
             worker.cancel()
             await asyncio.wait({worker})
             return
@@ -144,7 +155,9 @@ def _worker_options(deliverer: Deliverer, settings: Settings) -> WorkerOptions:
     return {
         "queues": [QUEUE],
         "name": "delivery",
-        "concurrency": settings.worker_concurrency,
+        # Jobs only claim rows and start POSTs, which WORKER_CONCURRENCY
+        # slots bound: two at a time keep a fetch and a claim overlapping.
+        "concurrency": JOB_CONCURRENCY,
         "fetch_job_polling_interval": settings.poll_interval,
         "shutdown_graceful_timeout": settings.shutdown_grace,
         "additional_context": {"deliverer": deliverer},

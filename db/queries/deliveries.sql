@@ -73,6 +73,50 @@ RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
           o.lease_token, o.subscription_id, o.workspace_id, o.state,
           d.state = 'delivering' AS taken_over, s.target_url, s.secret;
 
+-- name: claim_more_deliveries
+-- Take leases on up to %(limit)s more due rows for the attempts a job makes
+-- beside its own row, and drop the waiting jobs of the rows taken: their
+-- work is done here, without a job fetch each. Only pending rows of active
+-- subscriptions that are not failing are taken (a failing receiver keeps its
+-- one attempt at a time, through its own jobs). SKIP LOCKED everywhere: this
+-- never waits for a lock, so it cannot deadlock with a claim or a sweep. A
+-- job Procrastinate is starting right now is left alone; it finds its row
+-- taken and ends.
+WITH taken AS (
+    SELECT id FROM ctgo_due_for_batch(%(limit)s) AS id
+),
+unqueued AS (
+    DELETE FROM procrastinate_jobs
+     WHERE id IN (
+         SELECT j.id
+           FROM procrastinate_jobs AS j
+          WHERE j.status = 'todo'
+            AND j.queueing_lock IN (SELECT 'outbox:' || t.id FROM taken AS t)
+            FOR UPDATE SKIP LOCKED
+     )
+)
+UPDATE outbox AS o
+   SET state = 'delivering',
+       attempt_count = o.attempt_count + 1,
+       lease_token = gen_random_uuid(),
+       lease_until = now() + make_interval(secs => %(lease_seconds)s),
+       updated_at = now()
+  FROM taken AS t, subscriptions AS s
+ WHERE o.id = t.id AND s.id = o.subscription_id
+RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
+          (SELECT count(*) + 1
+             FROM delivery_attempts AS a
+            WHERE a.outbox_id = o.id AND a.started_at >= o.window_started_at
+              AND a.outcome <> 'abandoned') AS window_attempt_no,
+          o.lease_token, o.subscription_id, o.workspace_id, o.state,
+          false AS taken_over, s.target_url, s.secret;
+
+-- name: requeue_job
+-- Give a row a waiting job again, due now: its job ended without an attempt
+-- because the worker is stopping. A row that is not due finds that out when
+-- the job runs.
+SELECT ctgo_enqueue_deliveries(ARRAY[%(outbox_id)s]::bigint[]) AS queued;
+
 -- name: requeue_early_job
 -- A pending row the claim passed over gets a job for later, so it does not
 -- wait for a sweep: at its due time when the job came early (a retry moved
@@ -89,35 +133,52 @@ SELECT ctgo_enqueue_deliveries(
  WHERE o.id = %(outbox_id)s AND o.state = 'pending';
 
 -- name: record_delivered
--- The receiver took it: the row is delivered, final. One statement settles
--- the row and puts the attempt on record, so both happen or neither. Only the
--- lease holder may settle the row; the attempt is recorded either way. A
--- success ends the subscription's failing stretch (a write only when there
--- was one).
-WITH recovered AS (
+-- The receivers took them: each row is delivered, final. Takes the attempts
+-- of any number of rows, as parallel arrays, so that a worker's successes
+-- that end together go on record in one statement: it settles the rows and
+-- puts the attempts on record, so both happen or neither. Only a lease
+-- holder may settle its row; the attempt is recorded either way. A success
+-- ends its subscription's failing stretch (a write only when there was one).
+-- One row back per attempt, with state NULL where the lease was lost.
+WITH done AS (
+    SELECT *
+      FROM unnest(
+               %(outbox_id)s::bigint[], %(lease_token)s::uuid[],
+               %(subscription_id)s::bigint[], %(attempt_no)s::integer[],
+               %(started_at)s::timestamptz[], %(duration_ms)s::integer[],
+               %(status_code)s::integer[], %(response_excerpt)s::text[],
+               %(location)s::text[]
+           ) AS d (outbox_id, lease_token, subscription_id, attempt_no,
+                   started_at, duration_ms, status_code, response_excerpt,
+                   location)
+),
+recovered AS (
     UPDATE subscriptions
        SET failing_since = NULL
-     WHERE id = %(subscription_id)s AND failing_since IS NOT NULL
+     WHERE id IN (SELECT d.subscription_id FROM done AS d)
+       AND failing_since IS NOT NULL
 ),
 settled AS (
-    UPDATE outbox
+    UPDATE outbox AS o
        SET state = 'delivered', finished_at = now(), updated_at = now(),
            lease_token = NULL, lease_until = NULL,
-           last_status_code = %(status_code)s, last_error = NULL
-     WHERE id = %(outbox_id)s AND lease_token = %(lease_token)s
-    RETURNING state
+           last_status_code = d.status_code, last_error = NULL
+      FROM done AS d
+     WHERE o.id = d.outbox_id AND o.lease_token = d.lease_token
+    RETURNING o.id, o.state
 ),
 recorded AS (
     INSERT INTO delivery_attempts (
         outbox_id, attempt_no, started_at, duration_ms, outcome, status_code,
-        error, response_excerpt, location
-    ) VALUES (
-        %(outbox_id)s, %(attempt_no)s, %(started_at)s, %(duration_ms)s,
-        %(outcome)s, %(status_code)s, %(error)s, %(response_excerpt)s,
-        %(location)s
+        response_excerpt, location
     )
+    SELECT d.outbox_id, d.attempt_no, d.started_at, d.duration_ms, 'delivered',
+           d.status_code, d.response_excerpt, d.location
+      FROM done AS d
 )
-SELECT state, NULL::timestamptz AS next_attempt_at FROM settled;
+SELECT d.outbox_id, s.state, NULL::timestamptz AS next_attempt_at
+  FROM done AS d
+  LEFT JOIN settled AS s ON s.id = d.outbox_id;
 
 -- name: record_failure
 -- The attempt failed. Next attempt after the backoff, but no later than the
