@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app import filters
 from app.api.bodies import StrictJSON
-from app.api.connections import Pool, transaction
+from app.api.connections import Pool, pooled, transaction
 from app.api.error_responses import documented
 from app.api.schemas import (
     Lead,
@@ -83,7 +83,7 @@ class WebhooksController(Controller):
         await check_url_resolved(data.target_url, settings)
         filter_config = data.filter_config or filters.FilterConfig()
 
-        async with transaction(pool) as conn:
+        async with pooled(pool) as conn:
             result = await subscriptions.subscribe(
                 conn, request.user, data.target_url, filter_config
             )

@@ -52,8 +52,8 @@ async def subscribe(
 ) -> Subscribed:
     """Create or update the live subscription for ``target_url``.
 
-    Run it inside a transaction: a disabled subscription becomes active and
-    its held outbox rows are released in the same one.
+    One statement: a disabled subscription becomes active and its held
+    outbox rows are released together.
     """
     cur = await conn.execute(
         q("subscribe"),
@@ -68,11 +68,10 @@ async def subscribe(
     if row is None:
         raise DatabaseError("subscribing returned no row")
 
-    cur = await conn.execute(q("release_held"), {"subscription_id": row["id"]})
-    released = await cur.fetchone()
-
     created = bool(row.pop("created"))
-    return Subscribed(row=row, created=created, released=_int(released, "released"))
+    released = _int(row, "released")
+    del row["released"]
+    return Subscribed(row=row, created=created, released=released)
 
 
 async def unsubscribe(

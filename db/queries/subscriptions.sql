@@ -3,23 +3,43 @@
 -- that exists the new filter. Concurrent calls for the same URL meet on the
 -- partial unique index subscriptions_live_target and end on one row. The
 -- secret of an existing row is kept; a disabled row becomes active again,
--- with a failing stretch of its own from then on. xmax is 0 only on a row
--- this statement inserted.
-INSERT INTO subscriptions AS s (workspace_id, target_url, filter_config, secret)
-VALUES (%(workspace_id)s, %(target_url)s, %(filter_config)s, %(secret)s)
-ON CONFLICT (workspace_id, target_url) WHERE state <> 'unsubscribed'
-DO UPDATE SET
-    filter_config = EXCLUDED.filter_config,
-    state = 'active',
-    state_reason = NULL,
-    state_changed_at = CASE
-        WHEN s.state = 'active' THEN s.state_changed_at ELSE now()
-    END,
-    failing_since = CASE WHEN s.state = 'active' THEN s.failing_since END,
-    updated_at = now()
-RETURNING s.id, s.workspace_id, s.target_url, s.filter_config, s.secret, s.state,
-          s.state_reason, s.created_at, s.updated_at, s.state_changed_at,
-          (s.xmax = 0) AS created;
+-- with a failing stretch of its own from then on, and its held outbox rows
+-- are released as release_held does, in this same statement (one round
+-- trip, no transaction of its own). xmax is 0 only on a row this statement
+-- inserted.
+WITH upserted AS (
+    INSERT INTO subscriptions AS s (workspace_id, target_url, filter_config, secret)
+    VALUES (%(workspace_id)s, %(target_url)s, %(filter_config)s, %(secret)s)
+    ON CONFLICT (workspace_id, target_url) WHERE state <> 'unsubscribed'
+    DO UPDATE SET
+        filter_config = EXCLUDED.filter_config,
+        state = 'active',
+        state_reason = NULL,
+        state_changed_at = CASE
+            WHEN s.state = 'active' THEN s.state_changed_at ELSE now()
+        END,
+        failing_since = CASE WHEN s.state = 'active' THEN s.failing_since END,
+        updated_at = now()
+    RETURNING s.id, s.workspace_id, s.target_url, s.filter_config, s.secret,
+              s.state, s.state_reason, s.created_at, s.updated_at,
+              s.state_changed_at, (s.xmax = 0) AS created
+),
+released AS (
+    UPDATE outbox AS o
+       SET state = 'pending',
+           next_attempt_at = now(),
+           window_started_at = now(),
+           updated_at = now()
+      FROM upserted AS u
+     WHERE o.subscription_id = u.id AND o.state = 'held'
+    RETURNING o.id
+),
+queued AS (
+    SELECT count(*)::integer AS released,
+           ctgo_enqueue_deliveries(coalesce(array_agg(r.id), '{}')) AS queued
+      FROM released AS r
+)
+SELECT u.*, q.released FROM upserted AS u, queued AS q;
 
 -- name: release_held
 -- Put the held outbox rows of an active subscription back in line and queue
