@@ -55,6 +55,10 @@ SELECT extract(epoch FROM max(e.at))::float8 AS at
   JOIN procrastinate_jobs AS j ON j.id = e.job_id
  WHERE j.task_name = 'deliver' AND e.type IN ('succeeded', 'failed')
 """
+_JOBS_NOT_SUCCEEDED = """
+SELECT count(*) AS n FROM procrastinate_jobs
+ WHERE task_name = 'deliver' AND status <> 'succeeded'
+"""
 _OUTCOME = """
 SELECT count(*) FILTER (WHERE state = 'delivered') AS delivered,
        count(*) AS rows,
@@ -196,9 +200,13 @@ async def _run(
             peak = max(peak_rss_mb(child.pid) for child in children)
         finished = await _value(conn, _LAST_FINISHED, "at")
         outcome = await _fetch(conn, _OUTCOME)
+        not_succeeded = await _value(conn, _JOBS_NOT_SUCCEEDED, "n")
     finally:
         await conn.close()
 
+    if not_succeeded:
+        # A job that raised is cheap and fast: it would flatter the figures.
+        raise RuntimeError(f"{module}: {not_succeeded} deliver jobs did not succeed")
     if module == "app":
         await _check_delivered(outcome, await _received(receiver))
     return WorkerRun(

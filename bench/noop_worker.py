@@ -25,8 +25,14 @@ class NoopDeliverer:
     def __init__(self, *args: object) -> None:
         pass
 
-    async def deliver(self, outbox_id: int) -> None:
-        return None
+    async def start(self, outbox_id: int) -> list[object]:
+        return []
+
+    def stop_claiming(self) -> None:
+        pass
+
+    async def drain(self, grace: float) -> None:
+        pass
 
 
 async def requeue_nothing(pool: AsyncConnectionPool) -> int:

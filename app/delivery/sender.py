@@ -130,9 +130,9 @@ async def send(
 ) -> Exchange:
     """POST ``body`` to ``url`` within DELIVERY_DEADLINE; never follow redirects."""
     try:
-        _checked_url(url, settings)
+        target = _checked_url(url, settings)
         async with asyncio.timeout(settings.delivery_deadline):
-            return await _post(client, url, headers, body)
+            return await _post(client, target, headers, body)
     except TargetRefused as exc:
         return _failed("blocked", exc, exc.reason)
     except TimeoutError as exc:
@@ -147,17 +147,22 @@ async def send(
 
 
 @functools.lru_cache(maxsize=4096)
-def _checked_url(url: str, settings: Settings) -> None:
-    """check_url, remembered for URLs that passed (refusals are not cached).
+def _checked_url(url: str, settings: Settings) -> httpx.URL:
+    """check_url, then the URL as httpx reads it; remembered for URLs that pass.
 
-    The check depends on the URL and the settings only; each attempt of a
-    busy worker would otherwise parse the same few URLs again and again.
+    Both depend on the URL and the settings only (refusals are not cached);
+    each attempt of a busy worker would otherwise parse the same few URLs
+    again and again.
     """
     check_url(url, settings)
+    return httpx.URL(url)
 
 
 async def _post(
-    client: httpx.AsyncClient, url: str, headers: Mapping[str, str], body: bytes
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    headers: Mapping[str, str],
+    body: bytes,
 ) -> Exchange:
     request = client.build_request("POST", url, headers=headers, content=body)
     response = await client.send(request, stream=True)
