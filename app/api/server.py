@@ -71,10 +71,10 @@ def create_app(settings: Settings) -> Litestar:
     return Api(
         route_handlers=[health.live, health.ready, metrics.metrics, v2],
         lifespan=[_pool_lifespan(settings)],
-        dependencies={
-            "pool": Provide(_pool, sync_to_thread=False),
-            "settings": Provide(lambda: settings, sync_to_thread=False),
-        },
+        # One dependency only: Litestar resolves two or more in a task group
+        # of their own, on every request. Handlers read settings from state.
+        dependencies={"pool": Provide(_pool, sync_to_thread=False)},
+        state=State({"settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi(),
         request_max_body_size=MAX_REQUEST_BODY,

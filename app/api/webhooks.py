@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 import structlog
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app import filters
@@ -37,7 +36,6 @@ logger = structlog.get_logger(__name__)
 
 # request.user is the workspace id the API key belongs to (see app.api.auth).
 WorkspaceRequest = Request[int, None, Any]
-AppSettings = NamedDependency[SkipValidation[Settings]]
 
 SAMPLE_SIZE = 3
 
@@ -71,7 +69,6 @@ class WebhooksController(Controller):
         request: WorkspaceRequest,
         data: JSONBody[SubscribeRequest],
         pool: Pool,
-        settings: AppSettings,
     ) -> Response[Subscription]:
         """Create a subscription, or update the filter of this URL's subscription.
 
@@ -80,6 +77,7 @@ class WebhooksController(Controller):
         disabled subscription becomes active again and its held deliveries
         are released.
         """
+        settings: Settings = request.app.state.settings
         await check_url_resolved(data.target_url, settings)
         filter_config = data.filter_config or filters.FilterConfig()
 
