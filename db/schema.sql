@@ -483,6 +483,20 @@ AS $$
        FOR UPDATE OF o SKIP LOCKED
 $$;
 
+-- The number the next attempt at a row has within its current retry
+-- window: backoff grows with those attempts only, so a replayed row (a new
+-- window) starts again from the first delay. Abandoned attempts (the worker
+-- stopped) do not count.
+CREATE FUNCTION ctgo_window_attempt_no(o outbox) RETURNS bigint
+    LANGUAGE sql
+    STABLE
+AS $$
+    SELECT count(*) + 1
+      FROM delivery_attempts AS a
+     WHERE a.outbox_id = o.id AND a.started_at >= o.window_started_at
+       AND a.outcome <> 'abandoned'
+$$;
+
 -- Procrastinate's fetch has the same weakness: after a burst of jobs its
 -- plan reads and sorts every waiting job per fetch until procrastinate_jobs
 -- is analyzed again. The same two settings leave it the walk of its own

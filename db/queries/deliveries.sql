@@ -64,13 +64,8 @@ UPDATE outbox AS o
   FROM due AS d, subscriptions AS s
  WHERE o.id = d.id AND s.id = o.subscription_id
 RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
-          -- Backoff grows with the attempts of the current retry window
-          -- only, so a replayed row starts again from the first delay.
-          (SELECT count(*) + 1
-             FROM delivery_attempts AS a
-            WHERE a.outbox_id = o.id AND a.started_at >= o.window_started_at
-              AND a.outcome <> 'abandoned') AS window_attempt_no,
-          o.lease_token, o.subscription_id, o.workspace_id, o.state,
+          ctgo_window_attempt_no(o) AS window_attempt_no, o.lease_token,
+          o.subscription_id, o.workspace_id, o.state,
           d.state = 'delivering' AS taken_over, s.target_url, s.secret;
 
 -- name: claim_more_deliveries
@@ -104,11 +99,8 @@ UPDATE outbox AS o
   FROM taken AS t, subscriptions AS s
  WHERE o.id = t.id AND s.id = o.subscription_id
 RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
-          (SELECT count(*) + 1
-             FROM delivery_attempts AS a
-            WHERE a.outbox_id = o.id AND a.started_at >= o.window_started_at
-              AND a.outcome <> 'abandoned') AS window_attempt_no,
-          o.lease_token, o.subscription_id, o.workspace_id, o.state,
+          ctgo_window_attempt_no(o) AS window_attempt_no, o.lease_token,
+          o.subscription_id, o.workspace_id, o.state,
           false AS taken_over, s.target_url, s.secret;
 
 -- name: requeue_job
