@@ -3,8 +3,10 @@
 For each subscription of the sync's workspace the leads its filter matches
 are counted with the rules the sync completion uses, and set against the
 leads its outbox rows carry and the state of those rows. The filter is the
-current one: a filter edited after the sync can explain a difference, and
-the notes say so when the subscription changed after the sync completed.
+one the sync was fanned out with (kept in sync_filters when it completed),
+so an edit made since changes nothing. Syncs completed before filters were
+kept are checked with today's filter: an edit after the sync can explain a
+difference there, and the notes say so.
 
 Rows cancelled because their subscription was unsubscribed are not lost:
 the customer asked for them to stop (or their receiver answered 410 Gone).
@@ -88,7 +90,10 @@ async def reconcile(conn: Connection, sync_id: int) -> Reconciliation:
 def check_subscription(sync: Row, counts: Row) -> SubscriptionCheck:
     """Compare one subscription's matched leads with its rows of the sync."""
     completed_at = sync["completed_at"]
-    existed = completed_at is not None and counts["created_at"] <= completed_at
+    if sync["filters_kept"]:
+        existed = bool(counts["took_part"])
+    else:
+        existed = completed_at is not None and counts["created_at"] <= completed_at
     check = SubscriptionCheck(counts, expected=counts["matched"] if existed else 0)
 
     _check_leads_written(check, existed=existed, sync=sync)
@@ -142,11 +147,19 @@ def _check_leads_written(check: SubscriptionCheck, *, existed: bool, sync: Row) 
             "amendment-12; the customer re-subscribes with streamId to get leads"
         )
     if not existed:
-        check.notes.append("subscribed after this sync completed; no rows expected")
+        check.notes.append(
+            "not subscribed when this sync completed; no rows expected"
+            if sync["filters_kept"]
+            else "subscribed after this sync completed; no rows expected"
+        )
 
     missing = check.expected - counts["leads"]
     hint = ""
-    changed = existed and counts["updated_at"] > sync["completed_at"]
+    changed = (
+        existed
+        and not sync["filters_kept"]
+        and counts["updated_at"] > sync["completed_at"]
+    )
     if changed:
         hint = " (it changed after the sync completed: its filter then may differ)"
     if missing > 0 and changed:
@@ -161,7 +174,7 @@ def _check_leads_written(check: SubscriptionCheck, *, existed: bool, sync: Row) 
     elif missing < 0 and existed:
         check.notes.append(
             f"its rows carry {count(-missing, 'lead')} more than its filter "
-            f"matches now{hint}"
+            f"matches{'' if sync['filters_kept'] else ' now'}{hint}"
         )
 
 

@@ -100,18 +100,25 @@ SELECT ctgo_enqueue_deliveries(%(ids)s::bigint[]) AS queued;
 -- name: oncall_sync
 -- One sync with what it recorded at completion and what exists now.
 SELECT s.id, s.workspace_id, s.state, s.created_at, s.completed_at,
-       s.lead_count, s.outbox_count,
+       s.lead_count, s.outbox_count, s.filters_kept,
        (SELECT count(*) FROM leads AS l WHERE l.sync_id = s.id) AS leads_now,
        (SELECT count(*) FROM outbox AS o WHERE o.sync_id = s.id) AS rows_now
   FROM syncs AS s
  WHERE s.id = %(sync_id)s;
 
 -- name: oncall_reconcile
--- Per subscription of the sync's workspace: the sync's leads its current
--- filter matches (the rules of ctgo_complete_sync) and its outbox rows of the
--- sync by state. Long-unsubscribed subscriptions without rows are left out.
+-- Per subscription of the sync's workspace: the sync's leads its filter
+-- matches (the rules of ctgo_complete_sync) and its outbox rows of the sync
+-- by state. The filter is the one kept when the sync completed (took_part
+-- says the subscription was fanned out to), else today's. Long-unsubscribed
+-- subscriptions without rows are left out.
 WITH sync AS (
     SELECT id, workspace_id, completed_at FROM syncs WHERE id = %(sync_id)s
+),
+kept AS (
+    SELECT f.subscription_id, f.filter_config
+      FROM sync_filters AS f
+     WHERE f.sync_id = %(sync_id)s
 ),
 written AS (
     SELECT o.subscription_id,
@@ -137,18 +144,24 @@ written AS (
 ),
 subs AS (
     SELECT s.id, s.state, s.state_reason, s.target_url, s.created_at,
-           s.updated_at, s.state_changed_at,
-           s.filter_config ->> 'segmentId' IS NOT NULL AS legacy_filter,
-           ctgo_filter_id(s.filter_config -> 'streamId') AS stream_id,
-           ctgo_filter_id(s.filter_config -> 'accountId') AS account_id,
-           s.filter_config ->> 'sourceType' AS source_type,
-           s.filter_config ->> 'feedbackStatus' AS feedback_status,
-           s.filter_config ->> 'matchConfidence' AS match_confidence
+           s.updated_at, s.state_changed_at, k.subscription_id IS NOT NULL
+               AS took_part,
+           f.config ->> 'segmentId' IS NOT NULL AS legacy_filter,
+           ctgo_filter_id(f.config -> 'streamId') AS stream_id,
+           ctgo_filter_id(f.config -> 'accountId') AS account_id,
+           f.config ->> 'sourceType' AS source_type,
+           f.config ->> 'feedbackStatus' AS feedback_status,
+           f.config ->> 'matchConfidence' AS match_confidence
       FROM subscriptions AS s
       JOIN sync ON s.workspace_id = sync.workspace_id
+      LEFT JOIN kept AS k ON k.subscription_id = s.id
+     CROSS JOIN LATERAL (
+         SELECT coalesce(k.filter_config, s.filter_config) AS config
+     ) AS f
      WHERE s.state <> 'unsubscribed'
         OR s.state_changed_at >= sync.completed_at
         OR s.id IN (SELECT subscription_id FROM written)
+        OR k.subscription_id IS NOT NULL
 ),
 matched AS (
     SELECT s.id, count(l.lead_id) AS leads
@@ -165,7 +178,8 @@ matched AS (
      GROUP BY s.id
 )
 SELECT s.id AS subscription_id, s.state, s.state_reason, s.target_url,
-       s.created_at, s.updated_at, s.state_changed_at, s.legacy_filter,
+       s.created_at, s.updated_at, s.state_changed_at, s.took_part,
+       s.legacy_filter,
        m.leads AS matched,
        coalesce(w.rows, 0) AS rows,
        coalesce(w.leads, 0) AS leads,

@@ -156,14 +156,7 @@ async def test_a_missing_row_is_lost(
     assert "wrote 2 outbox rows when it completed but 1 exist now" in report["verdict"]
 
 
-async def test_a_filter_widened_after_the_sync_is_not_reported_as_lost(
-    cli: Cli, conn: Connection, workspace: tuple[int, str]
-) -> None:
-    """Today's wider filter matches more, but the sync was sent under the old one."""
-    sub = await add_subscription(
-        conn, workspace[0], "https://a.example/", {"sourceType": "liker"}
-    )
-    sync_id = await complete_sync(conn, workspace[0], _varied_leads(6))
+async def _widen_filter_and_deliver(conn: Connection, sub: int, sync_id: int) -> None:
     await conn.execute(
         "UPDATE subscriptions SET filter_config = '{}', updated_at = now() "
         "WHERE id = %s",
@@ -174,12 +167,87 @@ async def test_a_filter_widened_after_the_sync_is_not_reported_as_lost(
         [sync_id],
     )
 
+
+async def test_a_filter_widened_after_the_sync_is_judged_by_the_filter_it_had(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    sub = await add_subscription(
+        conn, workspace[0], "https://a.example/", {"sourceType": "liker"}
+    )
+    sync_id = await complete_sync(conn, workspace[0], _varied_leads(6))
+    await _widen_filter_and_deliver(conn, sub, sync_id)
+
+    report = (await cli("outbox", "reconcile", str(sync_id), "--json")).json()
+
+    (check,) = report["subscriptions"]
+    assert (check["matched"], check["leads"]) == (3, 3)
+    assert check["status"] == report["status"] == "ok"
+    cur = await conn.execute(
+        "SELECT subscription_id, state, filter_config FROM sync_filters "
+        "WHERE sync_id = %s",
+        [sync_id],
+    )
+    kept = {"subscription_id": sub, "state": "active"}
+    assert await cur.fetchall() == [{**kept, "filter_config": {"sourceType": "liker"}}]
+
+
+async def test_without_kept_filters_a_widened_filter_is_not_reported_as_lost(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    """A sync completed before filters were kept: today's wider filter matches
+    more, but the sync was sent under the old one, which is unknown."""
+    sub = await add_subscription(
+        conn, workspace[0], "https://a.example/", {"sourceType": "liker"}
+    )
+    sync_id = await complete_sync(conn, workspace[0], _varied_leads(6))
+    await conn.execute("DELETE FROM sync_filters WHERE sync_id = %s", [sync_id])
+    await conn.execute("UPDATE syncs SET filters_kept = false WHERE id = %s", [sync_id])
+    await _widen_filter_and_deliver(conn, sub, sync_id)
+
     report = (await cli("outbox", "reconcile", str(sync_id), "--json")).json()
 
     (check,) = report["subscriptions"]
     assert (check["matched"], check["leads"]) == (6, 3)
     assert check["status"] == report["status"] == "filter_changed"
     assert "NOT delivered" not in report["verdict"]
+
+
+async def test_kept_filters_cover_active_and_disabled_subscriptions_only(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    active = await add_subscription(conn, workspace[0], "https://a.example/")
+    disabled = await add_subscription(conn, workspace[0], "https://d.example/")
+    gone = await add_subscription(conn, workspace[0], "https://g.example/")
+    await conn.execute(
+        "UPDATE subscriptions SET state = 'disabled' WHERE id = %s", [disabled]
+    )
+    await conn.execute(
+        "UPDATE subscriptions SET state = 'unsubscribed', "
+        "state_changed_at = now() - interval '1 day' WHERE id = %s",
+        [gone],
+    )
+    sync_id = await complete_sync(conn, workspace[0], _varied_leads(3))
+    # Unsubscribed after the sync: it took part and is still checked.
+    await conn.execute(
+        "UPDATE subscriptions SET state = 'unsubscribed', state_changed_at = now() "
+        "WHERE id = %s",
+        [active],
+    )
+
+    report = (await cli("outbox", "reconcile", str(sync_id), "--json")).json()
+
+    cur = await conn.execute(
+        "SELECT subscription_id, state FROM sync_filters WHERE sync_id = %s "
+        "ORDER BY subscription_id",
+        [sync_id],
+    )
+    assert await cur.fetchall() == [
+        {"subscription_id": active, "state": "active"},
+        {"subscription_id": disabled, "state": "disabled"},
+    ]
+    checked = {c["subscription_id"]: c for c in report["subscriptions"]}
+    assert set(checked) == {active, disabled}
+    assert checked[active]["expected"] == checked[disabled]["expected"] == 3
 
 
 async def test_subscription_made_after_the_sync_expects_no_rows(
@@ -193,7 +261,7 @@ async def test_subscription_made_after_the_sync_expects_no_rows(
     (check,) = report["subscriptions"]
     assert check["subscription_id"] == late
     assert (check["matched"], check["expected"], check["status"]) == (3, 0, "ok")
-    assert "subscribed after this sync completed; no rows expected" in check["notes"]
+    assert "not subscribed when this sync completed; no rows expected" in check["notes"]
 
 
 async def test_open_sync_and_unknown_sync(
