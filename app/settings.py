@@ -40,9 +40,17 @@ def _parse_networks(raw: str) -> tuple[Network, ...]:
         raise ValueError(f"expected comma-separated CIDRs ({exc})") from exc
 
 
+def _number(kind: Callable[[str], T], raw: str) -> T:
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise ValueError(f"expected {expected}") from None
+
+
 def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
     def parse(raw: str) -> T:
-        value = kind(raw)
+        value = _number(kind, raw)
         if value <= 0:  # type: ignore[operator]
             raise ValueError("expected a number above zero")
         return value
@@ -52,7 +60,7 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
 
 def _not_negative(kind: Callable[[str], T]) -> Callable[[str], T]:
     def parse(raw: str) -> T:
-        value = kind(raw)
+        value = _number(kind, raw)
         if value < 0:  # type: ignore[operator]
             raise ValueError("expected zero or a number above it")
         return value

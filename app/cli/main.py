@@ -14,7 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+import psycopg
 import structlog
+from psycopg.conninfo import conninfo_to_dict
 
 from app import __version__, logs
 from app.cli import admin, health, outbox, runtime, subscriptions, sync
@@ -66,9 +68,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(ctx, "not_found", str(exc), 1)
     except DatabaseError as exc:
         structlog.get_logger(__name__).error("command_failed", error=str(exc))
-        return fail(ctx, "database_error", str(exc), 3)
+        return fail(ctx, "database_error", str(exc) + _migrate_hint(exc, settings), 3)
     except CtgoError as exc:
         return fail(ctx, "error", str(exc), 2)
+
+
+def _migrate_hint(exc: BaseException, settings: Settings) -> str:
+    """What to do when the database lacks our tables: likely not the right one."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(
+        cause, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction
+    ):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return ""
+    if settings.database_url:
+        info = conninfo_to_dict(settings.database_url)
+        where = f"database {info.get('dbname', '?')} on {info.get('host', 'localhost')}"
+    else:
+        where = f"the embedded PostgreSQL in {settings.data_dir}"
+    return (
+        f"; {where} is not migrated: run the command with the DATABASE_URL or "
+        "DATA_DIR the service uses, or run `ctgo-webhooks migrate` first"
+    )
 
 
 if __name__ == "__main__":

@@ -140,3 +140,20 @@ def test_complete_completes_a_sync_its_writer_left_open(
     assert code == 0
     assert "sync 1 completed" in capsys.readouterr().out
     assert _counts(db_url) == (1, 1, 1)
+
+
+def test_an_unmigrated_database_is_named_with_what_to_do(
+    empty_db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    info = psycopg.conninfo.conninfo_to_dict(empty_db_url)
+
+    code = main(["sync", "ingest", str(SAMPLE), "--workspace", "1"])
+
+    err = capsys.readouterr().err
+    assert code == 3
+    assert f"database {info['dbname']} on {info['host']} is not migrated" in err
+    assert "ctgo-webhooks migrate" in err
+    assert "DATA_DIR" in err
