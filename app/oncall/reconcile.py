@@ -279,6 +279,8 @@ def _waiting_verdict(waiting: list[SubscriptionCheck]) -> str:
 
 
 def _ok_verdict(checks: list[SubscriptionCheck]) -> str:
+    if not any(c.counts["rows"] for c in checks):
+        return "nothing lost: no lead of this sync matched a subscription's filter"
     delivered = sum(c.counts["delivered_leads"] for c in checks)
     receiving = sum(1 for c in checks if c.counts["delivered"])
     text = (

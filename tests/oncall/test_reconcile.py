@@ -310,3 +310,18 @@ async def test_reconcile_json_shape(
         "notes",
     }
     assert "secret" not in report["subscriptions"][0]
+
+
+async def test_a_sync_no_filter_matched_says_so(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    await add_subscription(conn, workspace[0], "https://a.example/", {"streamId": 999})
+    sync_id = await complete_sync(conn, workspace[0], _varied_leads(3))
+
+    ran = await cli("outbox", "reconcile", str(sync_id))
+
+    assert ran.code == 0
+    assert (
+        "verdict: nothing lost: no lead of this sync matched a subscription's filter"
+        in ran.out
+    )
