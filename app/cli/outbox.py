@@ -189,10 +189,15 @@ def _stop_before_replay(
         return 1
 
     _say(ctx, render.plan_text(planned))
-    replay.check_force(planned, forced=args.force)
     if args.dry_run:
-        emit(ctx, {**summary, "dry_run": True}, "dry run: nothing was replayed")
+        # A dry run answers with the count, and says what --force would add.
+        needing = 0 if args.force else sum(planned.needing_force().values())
+        text = "dry run: nothing was replayed"
+        if needing:
+            text += f"; {needing} of the rows need --force"
+        emit(ctx, {**summary, "dry_run": True, "need_force": needing}, text)
         return 0
+    replay.check_force(planned, forced=args.force)
     if not by_reference and not _confirmed(args, len(planned.rows)):
         emit(ctx, {**summary, "replayed": 0}, "nothing was replayed")
         return 1

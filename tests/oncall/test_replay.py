@@ -112,6 +112,29 @@ async def test_dry_run_changes_nothing(
     assert [await todo_jobs(conn, row["id"]) for row in rows] == [0, 0, 0]
 
 
+async def test_a_dry_run_counts_rows_that_need_force_without_refusing(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    rows = await _rows(conn, workspace[0])
+    await set_state(conn, rows[0]["id"], "delivered")
+    await set_state(conn, rows[1]["id"], "dead")
+
+    ran = await cli(
+        "outbox",
+        "replay",
+        "--sync",
+        str(rows[0]["sync_id"]),
+        "--reason",
+        "check",
+        "--dry-run",
+        "--json",
+    )
+
+    assert ran.code == 0
+    assert (ran.json()["dry_run"], ran.json()["need_force"]) == (True, 1)
+    assert await _replays(conn) == []
+
+
 async def test_delivered_row_is_refused_without_force(
     cli: Cli, conn: Connection, workspace: tuple[int, str]
 ) -> None:
