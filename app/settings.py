@@ -138,10 +138,10 @@ class Settings:
         1024 * 1024, _positive(int), "Most bytes in one webhook body", ("tools",)
     )
     worker_concurrency: int = _setting(
-        10, _positive(int), "Deliveries one worker process runs at once", ("worker",)
+        20, _positive(int), "Deliveries one worker process runs at once", ("worker",)
     )
     delivery_batch: int = _setting(
-        10,
+        20,
         _positive(int),
         "Most due rows one delivery job claims and POSTs together, "
         "within WORKER_CONCURRENCY",

@@ -45,8 +45,10 @@ class Sizes:
     fanout_runs: int
 
 
-DEFAULT = Sizes(10_000, 100, 20_000, 10, 200, 3_000, 200, 3)
-QUICK = Sizes(2_000, 100, 1_000, 10, 30, 300, 50, 1)
+# The worker's own WORKER_CONCURRENCY, for it and for the bare loops.
+_LANES = Settings().worker_concurrency
+DEFAULT = Sizes(10_000, 100, 20_000, _LANES, 200, 3_000, 200, 3)
+QUICK = Sizes(2_000, 100, 1_000, _LANES, 30, 300, 50, 1)
 
 
 def parse(argv: list[str]) -> tuple[Sizes, str, Path | None, bool]:

@@ -53,9 +53,11 @@ T = TypeVar("T")
 # recording its outcome; smaller deadlines get a proportionally smaller margin.
 LEASE_MARGIN = 5.0
 
-# Each attempt holds a connection only for its claim and its record.
+# Each attempt holds a connection only for its record (successes share one),
+# each job for its claims; the listener, the sweep and the heartbeat take the
+# rest. More POST slots need no more than this.
 POOL_HEADROOM = 4
-MAX_POOL_SIZE = 24
+MAX_POOL_SIZE = 12
 
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
