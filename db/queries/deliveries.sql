@@ -5,68 +5,9 @@
 SET synchronous_commit = off;
 
 -- name: claim_delivery
--- Take the lease on one outbox row for one attempt, if the row is due: pending
--- and next_attempt_at has come, or delivering under a lease that ran out (its
--- worker died). FOR UPDATE makes a second claim wait and then see the row
--- taken, so at most one attempt per row is ever in flight.
---
--- A row whose subscription is no longer active is settled instead of
--- claimed: cancelled when unsubscribed, held when disabled. A lease taken
--- over from a dead worker leaves an 'abandoned' attempt on record; it started
--- when that lease was taken, which is the row's updated_at.
-WITH due AS (
-    SELECT o.id, o.state, o.attempt_count, o.updated_at, o.lease_until
-      FROM outbox AS o
-     WHERE o.id = %(outbox_id)s
-       AND ((o.state = 'pending' AND o.next_attempt_at <= now())
-            OR (o.state = 'delivering' AND o.lease_until < now()))
-       -- A receiver that is failing gets one attempt at a time, so the slow
-       -- or dead receivers of one customer cannot hold every worker slot
-       -- while other customers' rows wait. Its first success lifts this.
-       AND NOT EXISTS (
-           SELECT 1
-             FROM subscriptions AS s
-             JOIN outbox AS busy
-               ON busy.subscription_id = s.id AND busy.state = 'delivering'
-              AND busy.lease_until > now() AND busy.id <> o.id
-            WHERE s.id = o.subscription_id AND s.failing_since IS NOT NULL
-       )
-       FOR UPDATE OF o
-),
-lost AS (
-    INSERT INTO delivery_attempts
-        (outbox_id, attempt_no, started_at, duration_ms, outcome, error)
-    SELECT d.id, d.attempt_count, d.updated_at,
-           (extract(epoch FROM d.lease_until - d.updated_at) * 1000)::integer,
-           'abandoned',
-           'the worker stopped before recording an outcome; its lease ran out'
-      FROM due AS d
-     WHERE d.state = 'delivering'
-)
-UPDATE outbox AS o
-   SET state = CASE s.state
-                   WHEN 'active' THEN 'delivering'
-                   WHEN 'disabled' THEN 'held'
-                   ELSE 'cancelled'
-               END,
-       attempt_count = o.attempt_count + (s.state = 'active')::integer,
-       lease_token = CASE WHEN s.state = 'active' THEN gen_random_uuid() END,
-       lease_until = CASE
-                         WHEN s.state = 'active'
-                         THEN now() + make_interval(secs => %(lease_seconds)s)
-                     END,
-       finished_at = CASE WHEN s.state = 'unsubscribed' THEN now() END,
-       last_error = CASE
-                        WHEN s.state = 'unsubscribed' THEN 'unsubscribed'
-                        ELSE o.last_error
-                    END,
-       updated_at = now()
-  FROM due AS d, subscriptions AS s
- WHERE o.id = d.id AND s.id = o.subscription_id
-RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
-          ctgo_window_attempt_no(o) AS window_attempt_no, o.lease_token,
-          o.subscription_id, o.workspace_id, o.state,
-          d.state = 'delivering' AS taken_over, s.target_url, s.secret;
+-- Take the lease on one row for one attempt if it is due, or settle it if
+-- its subscription is no longer active: see ctgo_claim_delivery().
+SELECT * FROM ctgo_claim_delivery(%(outbox_id)s, %(lease_seconds)s);
 
 -- name: claim_more_deliveries
 -- Take leases on up to %(limit)s more due rows for the attempts a job makes
@@ -365,10 +306,12 @@ INSERT INTO delivery_attempts (
 -- ctgo_complete_sync). Safe on every worker at once: ids are taken in order
 -- and ctgo_enqueue_deliveries keeps one waiting job per row. A delivering
 -- row's next_attempt_at is always in its past (only due rows are claimed),
--- so one index range on next_attempt_at finds both kinds.
+-- so one index range on next_attempt_at finds both kinds. These rows waited
+-- already: their jobs go ahead of any backlog (priority 1).
 SELECT count(*)::integer AS found,
-       ctgo_enqueue_deliveries(coalesce(array_agg(d.id ORDER BY d.id), '{}'))
-           AS queued
+       ctgo_enqueue_deliveries(
+           coalesce(array_agg(d.id ORDER BY d.id), '{}'), NULL, 1
+       ) AS queued
   FROM (
       SELECT o.id
         FROM outbox AS o

@@ -12,7 +12,8 @@ from standardwebhooks.webhooks import Webhook
 from structlog.testing import capture_logs
 
 from app import __version__
-from app.database.connection import Connection
+from app.database import deliveries
+from app.database.connection import Connection, connect
 from app.delivery.attempt import Deliverer, open_deliverer
 from app.settings import Settings
 from tests.delivery.conftest import (
@@ -707,3 +708,30 @@ async def test_a_broken_secret_is_a_recorded_failure_not_a_stuck_row(
     [attempt] = await attempts(conn, row.outbox_id)
     assert attempt["error"].startswith("ValueError")  # type: ignore[union-attr]
     assert (await outbox_row(conn, row.outbox_id))["state"] == "pending"
+
+
+async def test_two_claims_racing_on_a_failing_receiver_take_one_row(
+    conn: Connection,
+    workspace: tuple[int, str],
+    receiver: Receiver,
+    db_url: str,
+) -> None:
+    """The first claim's transaction is still open when the second one runs."""
+    sub_id, _ = await add_subscription(conn, workspace[0], receiver.url)
+    await conn.execute(
+        "UPDATE subscriptions SET failing_since = now() WHERE id = %s", [sub_id]
+    )
+    first, second = [await add_row(conn, workspace[0], sub_id) for _ in range(2)]
+
+    other = await connect(db_url)
+    try:
+        async with other.transaction():
+            taken = await deliveries.claim(other, first.outbox_id, 30.0)
+            assert taken is not None
+            assert await deliveries.claim(conn, second.outbox_id, 30.0) is None
+        assert await deliveries.claim(conn, second.outbox_id, 30.0) is None
+    finally:
+        await other.close()
+
+    assert (await outbox_row(conn, first.outbox_id))["state"] == "delivering"
+    assert (await outbox_row(conn, second.outbox_id))["state"] == "pending"
