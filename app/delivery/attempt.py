@@ -101,6 +101,7 @@ class Deliverer:
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._running: set[asyncio.Task[str]] = set()
         self._stopping = asyncio.Event()
+        self._stopped_at: float | None = None
         self._delivered: list[tuple[Claim, Attempt, asyncio.Future[Settled]]] = []
         self._recording_delivered = False
 
@@ -157,12 +158,19 @@ class Deliverer:
         return outcomes[0]
 
     async def drain(self, grace: float) -> None:
-        """Let running attempts end for up to ``grace`` seconds, then abandon them."""
+        """Let running attempts end, then abandon them.
+
+        They get ``grace`` seconds from stop_claiming (or from now, if it was
+        not called), so a stop lasts SHUTDOWN_GRACE however long the jobs
+        took to end.
+        """
         if not self._running:
             return
         running = list(self._running)
         logger.info("delivery_draining", attempts=len(running))
-        _, late = await asyncio.wait(running, timeout=grace)
+        started = self._stopped_at if self._stopped_at is not None else time.monotonic()
+        left = max(0.0, started + grace - time.monotonic())
+        _, late = await asyncio.wait(running, timeout=left)
         for attempt in late:
             attempt.cancel()
         if late:
@@ -186,6 +194,7 @@ class Deliverer:
     def stop_claiming(self) -> None:
         """Claim nothing more: jobs waiting for a POST slot end without one."""
         self._stopping.set()
+        self._stopped_at = time.monotonic()
 
     async def _first_slot(self) -> bool:
         """Wait for a free POST slot; False once stop_claiming was called."""
