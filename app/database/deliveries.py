@@ -168,9 +168,9 @@ async def claim(
     return _claim_of(row)
 
 
-async def requeue(conn: Connection, outbox_id: int) -> None:
-    """Queue a job for ``outbox_id`` (one waiting job per row at most)."""
-    await conn.execute(q("requeue_job"), {"outbox_id": outbox_id})
+async def enqueue(conn: Connection, outbox_ids: Sequence[int]) -> None:
+    """Queue a job for each row, due now (one waiting job per row at most)."""
+    await conn.execute(q("enqueue_deliveries"), {"ids": list(outbox_ids)})
 
 
 async def claim_more(conn: Connection, limit: int, lease_seconds: float) -> list[Claim]:
@@ -178,8 +178,6 @@ async def claim_more(conn: Connection, limit: int, lease_seconds: float) -> list
 
     For rows of healthy subscriptions only; their waiting jobs are dropped.
     """
-    if limit <= 0:
-        return []
     cur = await conn.execute(
         q("claim_more_deliveries"), {"limit": limit, "lease_seconds": lease_seconds}
     )

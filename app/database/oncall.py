@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from app.database import deliveries
 from app.database.connection import Connection
 from app.database.queries import q
 from app.errors import DatabaseError, NotFound
@@ -151,7 +152,7 @@ async def replay_rows(
         replayed = await _fetch_all(conn, "oncall_replay_rows", params)
         queued_ids = [row["outbox_id"] for row in replayed]
         if queued_ids:
-            await _fetch_all(conn, "oncall_enqueue", {"ids": queued_ids})
+            await deliveries.enqueue(conn, queued_ids)
     return replayed
 
 

@@ -120,7 +120,7 @@ class Deliverer:
         if not await self._first_slot():
             # The worker is stopping: the row keeps a job, for another worker.
             async with deliveries.pooled(self._pool, "requeuing a row") as conn:
-                await deliveries.requeue(conn, outbox_id)
+                await deliveries.enqueue(conn, [outbox_id])
             return []
         try:
             held = await self._claim(outbox_id)

@@ -44,11 +44,11 @@ RETURNING o.id AS outbox_id, o.webhook_id, o.body, o.attempt_count,
           o.subscription_id, o.workspace_id, o.state,
           false AS taken_over, s.target_url, s.secret;
 
--- name: requeue_job
--- Give a row a waiting job again, due now: its job ended without an attempt
--- because the worker is stopping. A row that is not due finds that out when
--- the job runs.
-SELECT ctgo_enqueue_deliveries(ARRAY[%(outbox_id)s]::bigint[]) AS queued;
+-- name: enqueue_deliveries
+-- Queue (or move up to now) the delivery job of each row: a replay, or a row
+-- whose job ended without an attempt because its worker is stopping. A row
+-- that is not due finds that out when its job runs.
+SELECT ctgo_enqueue_deliveries(%(ids)s::bigint[]) AS queued;
 
 -- name: requeue_early_job
 -- A pending row the claim passed over gets a job for later, so it does not

@@ -93,10 +93,6 @@ INSERT INTO outbox_replay_rows (replay_id, outbox_id, previous_state)
 SELECT %(replay_id)s, id, previous_state FROM replayed
 RETURNING outbox_id, previous_state;
 
--- name: oncall_enqueue
--- Queue (or move up to now) the delivery job of each row.
-SELECT ctgo_enqueue_deliveries(%(ids)s::bigint[]) AS queued;
-
 -- name: oncall_sync
 -- One sync with what it recorded at completion and what exists now.
 SELECT s.id, s.workspace_id, s.state, s.created_at, s.completed_at,

@@ -81,3 +81,12 @@ async def make_due(conn: Connection, outbox_id: int) -> None:
     await conn.execute(
         "UPDATE outbox SET next_attempt_at = now() WHERE id = %s", [outbox_id]
     )
+
+
+async def waiting_jobs(conn: Connection) -> dict[int, int]:
+    """Waiting delivery jobs: outbox id to priority."""
+    cur = await conn.execute(
+        "SELECT (args->>'outbox_id')::bigint AS id, priority FROM procrastinate_jobs "
+        "WHERE status = 'todo'"
+    )
+    return {int(r["id"]): int(r["priority"]) for r in await cur.fetchall()}  # type: ignore[call-overload]

@@ -11,7 +11,13 @@ import pytest
 from app.database.connection import Connection
 from app.delivery.attempt import Deliverer, open_deliverer
 from app.settings import Settings
-from tests.delivery.conftest import add_row, add_subscription, attempts, outbox_row
+from tests.delivery.conftest import (
+    add_row,
+    add_subscription,
+    attempts,
+    outbox_row,
+    waiting_jobs,
+)
 from tests.receiver import Receiver, Reply
 
 
@@ -29,12 +35,7 @@ async def _queue_jobs(conn: Connection, *outbox_ids: int) -> None:
 
 
 async def _waiting_jobs(conn: Connection, *outbox_ids: int) -> set[int]:
-    cur = await conn.execute(
-        "SELECT (args->>'outbox_id')::bigint AS id FROM procrastinate_jobs "
-        "WHERE status = 'todo' AND (args->>'outbox_id')::bigint = ANY(%s)",
-        [list(outbox_ids)],
-    )
-    return {int(row["id"]) for row in await cur.fetchall()}  # type: ignore[call-overload]
+    return set(await waiting_jobs(conn)) & set(outbox_ids)
 
 
 async def _states(conn: Connection, *outbox_ids: int) -> list[str]:

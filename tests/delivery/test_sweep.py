@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from app.database import deliveries
 from app.database.connection import Connection
-from tests.delivery.conftest import add_row, add_subscription
-
-
-async def _jobs(conn: Connection) -> dict[int, int]:
-    """Waiting delivery jobs: outbox id to priority."""
-    cur = await conn.execute(
-        "SELECT (args->>'outbox_id')::bigint AS id, priority FROM procrastinate_jobs "
-        "WHERE status = 'todo'"
-    )
-    return {int(r["id"]): int(r["priority"]) for r in await cur.fetchall()}  # type: ignore[call-overload]
+from tests.delivery.conftest import add_row, add_subscription, waiting_jobs
 
 
 async def _fetch_next(conn: Connection) -> int:
@@ -51,7 +42,7 @@ async def test_rows_without_a_job_are_queued_ahead_of_the_backlog(
     sweep = await deliveries.requeue_due_without_job(conn, 100)
 
     assert (sweep.found, sweep.queued) == (2, 2)
-    assert await _jobs(conn) == {
+    assert await waiting_jobs(conn) == {
         **dict.fromkeys(backlog, 0),
         jobless: 1,
         lost: 1,
@@ -68,4 +59,4 @@ async def test_queueing_again_raises_a_waiting_job_and_never_lowers_it(
 
     await conn.execute("SELECT ctgo_enqueue_deliveries(%s, NULL, 1)", [[row]])
     await conn.execute("SELECT ctgo_enqueue_deliveries(%s)", [[row]])
-    assert await _jobs(conn) == {row: 1}
+    assert await waiting_jobs(conn) == {row: 1}
