@@ -104,6 +104,8 @@ def check_subscription(sync: Row, counts: Row) -> SubscriptionCheck:
             f"in {count(counts['rows'], 'row')}"
             if counts["rows"]
             else "no lead of this sync matches its filter"
+            if sync["lead_count"]
+            else "the sync wrote no new leads"
         )
     return check
 
@@ -136,7 +138,7 @@ def judge(sync: Row, checks: list[SubscriptionCheck]) -> Reconciliation:
             "completed; their matched counts use today's filter and prove nothing"
         )
         return Reconciliation(sync, checks, Status.FILTER_CHANGED, verdict, notes)
-    return Reconciliation(sync, checks, Status.OK, _ok_verdict(checks), notes)
+    return Reconciliation(sync, checks, Status.OK, _ok_verdict(sync, checks), notes)
 
 
 def _check_leads_written(check: SubscriptionCheck, *, existed: bool, sync: Row) -> None:
@@ -278,7 +280,9 @@ def _waiting_verdict(waiting: list[SubscriptionCheck]) -> str:
     )
 
 
-def _ok_verdict(checks: list[SubscriptionCheck]) -> str:
+def _ok_verdict(sync: Row, checks: list[SubscriptionCheck]) -> str:
+    if not sync["lead_count"]:
+        return "nothing lost: the sync wrote no new leads, so nothing was due"
     if not any(c.counts["rows"] for c in checks):
         return "nothing lost: no lead of this sync matched a subscription's filter"
     delivered = sum(c.counts["delivered_leads"] for c in checks)

@@ -325,3 +325,18 @@ async def test_a_sync_no_filter_matched_says_so(
         "verdict: nothing lost: no lead of this sync matched a subscription's filter"
         in ran.out
     )
+
+
+async def test_a_sync_without_new_leads_says_so(
+    cli: Cli, conn: Connection, workspace: tuple[int, str]
+) -> None:
+    await add_subscription(conn, workspace[0], "https://a.example/")
+    sync_id = await complete_sync(conn, workspace[0], [])
+
+    report = (await cli("outbox", "reconcile", str(sync_id), "--json")).json()
+
+    assert report["status"] == "ok"
+    assert report["verdict"] == (
+        "nothing lost: the sync wrote no new leads, so nothing was due"
+    )
+    assert report["subscriptions"][0]["notes"] == ["the sync wrote no new leads"]
