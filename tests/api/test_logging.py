@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -13,17 +12,26 @@ from app import logs
 from tests.api.conftest import Api
 
 
+class Stderr:
+    """What the service wrote to stderr so far (pytest's capsys underneath)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+        self.text = ""
+
+    def getvalue(self) -> str:
+        self.text += self.capsys.readouterr().err
+        return self.text
+
+
 @pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Everything logged through the root handler, as JSON lines."""
+def log_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Stderr]:
+    """Everything logged, by structlog and through the root handler."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     logs.configure("json", "debug")
-    buffer = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(buffer)
-    yield buffer
+    capsys.readouterr()
+    yield Stderr(capsys)
     root.handlers[:], level = saved
     root.setLevel(level)
 
@@ -32,18 +40,16 @@ def log_lines() -> Iterator[io.StringIO]:
 CLIENT_LOGGERS = ("httpx", "httpcore")
 
 
-def events(buffer: io.StringIO) -> list[dict[str, object]]:
+def events(buffer: Stderr) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
     return [e for e in lines if not str(e.get("logger")).startswith(CLIENT_LOGGERS)]
 
 
-def service_text(buffer: io.StringIO) -> str:
+def service_text(buffer: Stderr) -> str:
     return "\n".join(json.dumps(e) for e in events(buffer))
 
 
-async def test_subscribe_logs_no_key_and_no_secret(
-    api: Api, log_lines: io.StringIO
-) -> None:
+async def test_subscribe_logs_no_key_and_no_secret(api: Api, log_lines: Stderr) -> None:
     response = await api.subscribe(
         "http://127.0.0.1:9/hooks/zap?token=hook-token", {"streamId": 1}
     )
@@ -70,7 +76,7 @@ async def test_subscribe_logs_no_key_and_no_secret(
 
 
 async def test_request_finished_has_fixed_fields_and_covers_unknown_routes(
-    api: Api, log_lines: io.StringIO
+    api: Api, log_lines: Stderr
 ) -> None:
     await api.client.get("/no/such/route?secret=x")
 
