@@ -119,6 +119,13 @@ class Settings:
     log_level: str = _setting(
         "info", _choice("debug", "info", "warning", "error"), "Lowest level logged"
     )
+    api_key_cache_seconds: float = _setting(
+        60.0,
+        _not_negative(float),
+        "Longest seconds the API trusts a key it checked, while it hears of "
+        "revocations; 0 checks the database on every request",
+        ("api",),
+    )
     allow_http_targets: bool = _setting(
         False,
         _parse_bool,

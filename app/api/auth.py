@@ -1,8 +1,11 @@
 """Bearer API keys: every ``/v2`` request names its workspace by its key.
 
-The key is checked for shape before any lookup, then found by its hash.
-Revoking a key takes effect on the next request (nothing is cached). The
-workspace id becomes ``request.user``; the key itself is never kept or logged.
+The key is checked for shape before any lookup, then found by its hash:
+in the process's :class:`~app.api.key_cache.KeyCache` while that is trusted,
+else in the database. A revoked key stops working once the process hears of
+the revocation (milliseconds; see :mod:`app.api.key_cache`), or on the next
+request with ``API_KEY_CACHE_SECONDS=0``. The workspace id becomes
+``request.user``; the key itself is never kept or logged, only its hash.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.api.connections import pooled
+from app.api.key_cache import KeyCache
 from app.database import workspaces
 from app.errors import Unauthorized
 
@@ -26,11 +30,16 @@ class BearerKey(AbstractAuthenticationMiddleware):
         sent = connection.headers.getall("authorization", [])
         if len(sent) > 1:
             raise Unauthorized("send exactly one Authorization header")
-        key = bearer_token(sent[0] if sent else None)
-        async with pooled(connection.app.state.pool) as conn:
-            workspace_id = await workspaces.authenticate(conn, key)
+        key_hash = workspaces.hash_key(bearer_token(sent[0] if sent else None))
+        cache: KeyCache = connection.app.state.key_cache
+        workspace_id = cache.get(key_hash)
         if workspace_id is None:
-            raise Unauthorized("the API key is unknown or revoked")
+            version = cache.version
+            async with pooled(connection.app.state.pool) as conn:
+                workspace_id = await workspaces.authenticate(conn, key_hash)
+            if workspace_id is None:
+                raise Unauthorized("the API key is unknown or revoked")
+            cache.put(key_hash, workspace_id, version)
         return AuthenticationResult(user=workspace_id, auth=None)
 
 

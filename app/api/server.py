@@ -10,6 +10,7 @@ SHUTDOWN_GRACE seconds, closes the pool, and the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import signal
@@ -38,6 +39,7 @@ from app import __version__
 from app.api import health, metrics
 from app.api.auth import BearerKey
 from app.api.error_responses import EXCEPTION_HANDLERS
+from app.api.key_cache import KeyCache, listen
 from app.api.request_log import log_request
 from app.api.webhooks import WebhooksController
 from app.database.connection import database_url, make_pool
@@ -70,7 +72,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     return Api(
         route_handlers=[health.live, health.ready, metrics.metrics, v2],
-        lifespan=[_pool_lifespan(settings)],
+        lifespan=[_database_lifespan(settings)],
         # One dependency only: Litestar resolves two or more in a task group
         # of their own, on every request. Handlers read settings from state.
         dependencies={"pool": Provide(_pool, sync_to_thread=False)},
@@ -156,7 +158,7 @@ def _pool(state: State) -> AsyncConnectionPool:
     return pool
 
 
-def _pool_lifespan(
+def _database_lifespan(
     settings: Settings,
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
@@ -167,9 +169,17 @@ def _pool_lifespan(
         # Not waiting: the API starts (and says "not ready") without a database.
         await pool.open(wait=False)
         app.state.pool = pool
+        cache = app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        listener = None
+        if cache.max_age > 0:
+            listener = asyncio.create_task(listen(url, cache), name="key-listener")
         try:
             yield
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             await pool.close()
 
     return lifespan

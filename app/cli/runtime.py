@@ -65,7 +65,10 @@ async def run_dev_credentials(args: argparse.Namespace, ctx: Context) -> int:
     saved = _read(args.file)
     async with ctx.connection() as conn:
         key = saved.get("key")
-        if not (key and await workspaces.authenticate(conn, key) is not None):
+        live = key is not None and (
+            await workspaces.authenticate(conn, workspaces.hash_key(key)) is not None
+        )
+        if not live:
             workspace = await workspaces.create_workspace(conn, "development")
             new = await workspaces.create_key(conn, int(str(workspace["id"])))
             await conn.commit()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import structlog
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -73,8 +74,15 @@ def database_url(settings: Settings) -> str:
     return embedded_url(settings.data_dir)
 
 
-async def connect(url: str, *, autocommit: bool = False) -> Connection:
-    """One connection returning rows as dicts; errors become DatabaseError."""
+async def connect(
+    url: str, *, autocommit: bool = False, application_name: str | None = None
+) -> Connection:
+    """One connection returning rows as dicts; errors become DatabaseError.
+
+    ``application_name`` names it in pg_stat_activity for whoever looks.
+    """
+    if application_name is not None:
+        url = make_conninfo(url, application_name=application_name)
     try:
         return await psycopg.AsyncConnection.connect(
             url, autocommit=autocommit, row_factory=dict_row

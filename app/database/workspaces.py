@@ -77,13 +77,23 @@ async def revoke_key(conn: Connection, key_or_prefix: str) -> dict[str, object]:
     return row
 
 
-async def authenticate(conn: Connection, key: str) -> int | None:
-    """The workspace id of a live key, or None."""
-    cur = await conn.execute(q("authenticate_api_key"), {"key_hash": hash_key(key)})
+async def authenticate(conn: Connection, key_hash: bytes) -> int | None:
+    """The workspace id of the live key with this :func:`hash_key`, or None."""
+    cur = await conn.execute(q("authenticate_api_key"), {"key_hash": key_hash})
     row = await cur.fetchone()
     if row is None:
         return None
     return int(str(row["workspace_id"]))
+
+
+async def listen_for_key_changes(conn: Connection) -> None:
+    """Make ``conn`` (in autocommit) receive a notification per change to keys."""
+    await conn.execute(q("listen_key_changes"))
+
+
+async def still_connected(conn: Connection) -> None:
+    """Return once the server answered on ``conn``; raise if it cannot."""
+    await conn.execute(q("still_connected"))
 
 
 def is_well_formed(key: str) -> bool:

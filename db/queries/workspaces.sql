@@ -24,3 +24,11 @@ RETURNING id, workspace_id, prefix, revoked_at;
 SELECT k.workspace_id, k.prefix
   FROM api_keys AS k
  WHERE k.key_hash = %(key_hash)s AND k.revoked_at IS NULL;
+
+-- name: listen_key_changes
+-- Hear of every committed change to api_keys (see ctgo_announce_api_key_change).
+LISTEN ctgo_api_keys;
+
+-- name: still_connected
+-- A round trip that proves the connection still reaches the server.
+SELECT 1 AS ok;
