@@ -355,7 +355,7 @@ def _api(found: api.Api) -> list[Figure]:
         figure(
             section,
             "api_requests",
-            "requests timed per server",
+            f"requests timed per server and round ({found.rounds} rounds, medians)",
             found.requests,
             "requests",
         ),
@@ -376,8 +376,8 @@ def _api(found: api.Api) -> list[Figure]:
         figure(
             section,
             "api_of_bare",
-            "product / bare endpoint",
-            percent(found.product_rps, found.bare_rps),
+            "product / bare endpoint (median of the rounds)",
+            100.0 * found.ratio,
             "%",
         ),
     ]

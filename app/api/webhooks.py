@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import structlog
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -21,6 +20,7 @@ from app import filters
 from app.api.bodies import StrictJSON
 from app.api.connections import Pool, pooled, transaction
 from app.api.error_responses import documented
+from app.api.request_log import note
 from app.api.schemas import (
     Lead,
     SubscribeRequest,
@@ -31,8 +31,6 @@ from app.api.schemas import (
 from app.database import subscriptions
 from app.settings import Settings
 from app.targets import check_url_resolved
-
-logger = structlog.get_logger(__name__)
 
 # request.user is the workspace id the API key belongs to (see app.api.auth).
 WorkspaceRequest = Request[int, None, Any]
@@ -86,10 +84,9 @@ class WebhooksController(Controller):
                 conn, request.user, data.target_url, filter_config
             )
 
-        logger.info(
-            "subscription_created" if result.created else "subscription_updated",
-            workspace_id=request.user,
+        note(
             subscription_id=result.row["id"],
+            outcome="created" if result.created else "updated",
             target_host=urlsplit(data.target_url).hostname,
             released=result.released,
         )
@@ -204,11 +201,9 @@ async def _unsubscribe(
     async with transaction(pool) as conn:
         result = await subscriptions.unsubscribe(conn, workspace_id, subscription_id)
 
-    if result.changed:
-        logger.info(
-            "subscription_unsubscribed",
-            workspace_id=workspace_id,
-            subscription_id=result.id,
-            cancelled=result.cancelled,
-        )
+    note(
+        subscription_id=result.id,
+        outcome="unsubscribed" if result.changed else "already_unsubscribed",
+        cancelled=result.cancelled,
+    )
     return UnsubscribeResult(id=result.id)

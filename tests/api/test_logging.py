@@ -85,3 +85,30 @@ async def test_request_finished_has_fixed_fields_and_covers_unknown_routes(
     assert event["status"] == 404
     assert {"method", "path", "status", "duration_ms", "workspace_id"} <= set(event)
     assert "secret=x" not in service_text(log_lines)
+
+
+async def test_subscription_changes_are_told_on_their_request_line(
+    api: Api, log_lines: Stderr
+) -> None:
+    url = "http://127.0.0.1:9/hooks/told"
+    created = (await api.subscribe(url, {"streamId": 1})).json()["id"]
+    await api.subscribe(url, {"streamId": 2})
+    for _ in range(2):
+        await api.client.post(
+            "/v2/webhooks/unsubscribe", json={"id": created}, headers=api.auth()
+        )
+
+    lines = events(log_lines)
+    told = [
+        (e["path"], e["subscription_id"], e["outcome"])
+        for e in lines
+        if e["event"] == "request_finished"
+    ]
+    assert told == [
+        ("/v2/webhooks/subscribe", created, "created"),
+        ("/v2/webhooks/subscribe", created, "updated"),
+        ("/v2/webhooks/unsubscribe", created, "unsubscribed"),
+        ("/v2/webhooks/unsubscribe", created, "already_unsubscribed"),
+    ]
+    assert {e["event"] for e in lines} == {"request_finished"}
+    assert lines[0]["target_host"] == "127.0.0.1"
