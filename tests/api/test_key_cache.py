@@ -158,10 +158,8 @@ async def remembered(api: Api, db_url: str) -> bool:
 async def test_a_checked_key_is_remembered(api: Api, db_url: str) -> None:
     await eventually(lambda: remembered(api, db_url))
 
-    other_workspace = await api.client.get(
-        "/v2/webhooks", headers=api.auth("ctgo_" + "Q" * 43)
-    )
-    assert other_workspace.status_code == 401
+    unknown = await api.client.get("/v2/webhooks", headers=api.auth("ctgo_" + "Q" * 43))
+    assert unknown.status_code == 401
 
 
 async def test_a_remembered_key_stops_working_once_revoked(
