@@ -93,7 +93,12 @@ async def run_key_revoke(args: argparse.Namespace, ctx: Context) -> int:
     async with ctx.connection() as conn:
         revoked = await workspaces.revoke_key(conn, args.key_or_prefix)
         await conn.commit()
-    emit(ctx, revoked, f"revoked {revoked['prefix']}")
+    text = (
+        f"revoked {revoked['prefix']}"
+        if revoked["newly_revoked"]
+        else f"{revoked['prefix']} was already revoked (at {revoked['revoked_at']})"
+    )
+    emit(ctx, revoked, text)
     return 0
 
 

@@ -195,7 +195,7 @@ def _stop_before_replay(
         text = "dry run: nothing was replayed"
         if needing:
             text += f"; {needing} of the rows need --force"
-        emit(ctx, {**summary, "dry_run": True, "need_force": needing}, text)
+        emit(ctx, {**summary, "dry_run": True, "needs_force_total": needing}, text)
         return 0
     replay.check_force(planned, forced=args.force)
     if not by_reference and not _confirmed(args, len(planned.rows)):

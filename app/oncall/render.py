@@ -153,7 +153,8 @@ def result_text(result: ReplayResult, actor: str) -> str:
         )
     if result.count:
         lines.append(
-            "the workers deliver them now; follow one with "
+            "the workers take them up now (rows of inactive subscriptions "
+            "are cancelled or held, as noted); follow one with "
             "'ctgo-webhooks outbox show ID'"
         )
     return "\n".join(lines)

@@ -13,11 +13,12 @@ VALUES (%(workspace_id)s, %(prefix)s, %(key_hash)s)
 RETURNING id, workspace_id, prefix, created_at;
 
 -- name: revoke_api_key
--- Revoke by full key hash or by prefix; already revoked keys stay as they are.
+-- Revoke by full key hash or by prefix; already revoked keys stay as they are
+-- (newly_revoked is false for them).
 UPDATE api_keys
    SET revoked_at = coalesce(revoked_at, now())
  WHERE key_hash = %(key_hash)s OR prefix = %(prefix)s
-RETURNING id, workspace_id, prefix, revoked_at;
+RETURNING id, workspace_id, prefix, revoked_at, revoked_at = now() AS newly_revoked;
 
 -- name: authenticate_api_key
 -- The workspace of a live key, found by the hash of the presented key.

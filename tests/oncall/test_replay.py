@@ -131,7 +131,7 @@ async def test_a_dry_run_counts_rows_that_need_force_without_refusing(
     )
 
     assert ran.code == 0
-    assert (ran.json()["dry_run"], ran.json()["need_force"]) == (True, 1)
+    assert (ran.json()["dry_run"], ran.json()["needs_force_total"]) == (True, 1)
     assert await _replays(conn) == []
 
 
