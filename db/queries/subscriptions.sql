@@ -35,8 +35,12 @@ released AS (
     RETURNING o.id
 ),
 queued AS (
+    -- Most subscribes release nothing: no jobs to queue, no call.
     SELECT count(*)::integer AS released,
-           ctgo_enqueue_deliveries(coalesce(array_agg(r.id), '{}')) AS queued
+           CASE WHEN count(*) > 0
+                THEN ctgo_enqueue_deliveries(array_agg(r.id))
+                ELSE 0
+           END AS queued
       FROM released AS r
 )
 SELECT u.*, q.released FROM upserted AS u, queued AS q;
