@@ -8,9 +8,10 @@ connection shows it would have heard of a change:
 * every committed change to ``api_keys`` (a revocation above all) is
   announced on the ``ctgo_api_keys`` channel by a trigger, and the listener
   forgets everything as soon as the announcement arrives;
-* the listener proves its connection every :data:`HEARTBEAT` seconds; if it
-  cannot, or the connection drops, everything is forgotten and each request
-  asks the database until a new connection listens again;
+* the listener proves its connection every :data:`HEARTBEAT` seconds, and
+  that the trigger is there and enabled; if it cannot, or the connection
+  drops, or the trigger is missing, everything is forgotten and each
+  request asks the database until all is well again;
 * nothing is kept longer than ``API_KEY_CACHE_SECONDS``; 0 keeps nothing.
 
 A revoked key therefore stops working once the announcement reaches the
@@ -138,18 +139,36 @@ async def _listen_once(url: str, cache: KeyCache) -> None:
         await workspaces.listen_for_key_changes(conn)
         # Whatever was learnt before this connection listened may be stale.
         cache.forget()
-        cache.vouch()
-        logger.info("api_key_listener_listening")
+        announced: bool | None = None
         while True:
-            async for _change in conn.notifies(timeout=HEARTBEAT):
-                cache.forget()
             async with asyncio.timeout(HEARTBEAT):
-                await workspaces.still_connected(conn)
+                now_announced = await workspaces.key_changes_announced(conn)
             # Announcements that came during the round trip wait in psycopg's
-            # backlog: act on them before vouching again.
+            # backlog: act on them before vouching.
             async for _change in conn.notifies(timeout=0):
                 cache.forget()
-            cache.vouch()
+            if now_announced:
+                cache.vouch()
+            else:
+                # Nothing would tell us of a revocation: trust nothing.
+                cache.distrust()
+            if now_announced != announced:
+                _say_whether_announced(now_announced)
+                announced = now_announced
+            async for _change in conn.notifies(timeout=HEARTBEAT):
+                cache.forget()
     finally:
         cache.distrust()
         await conn.close()
+
+
+def _say_whether_announced(announced: bool) -> None:
+    if announced:
+        logger.info("api_key_listener_listening")
+    else:
+        logger.warning(
+            "api_key_cache_off",
+            reason="changes to api_keys are not announced (migration "
+            "0006_api_key_changes missing, or its trigger disabled); every "
+            "request looks its key up",
+        )

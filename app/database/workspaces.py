@@ -91,9 +91,11 @@ async def listen_for_key_changes(conn: Connection) -> None:
     await conn.execute(q("listen_key_changes"))
 
 
-async def still_connected(conn: Connection) -> None:
-    """Return once the server answered on ``conn``; raise if it cannot."""
-    await conn.execute(q("still_connected"))
+async def key_changes_announced(conn: Connection) -> bool:
+    """Whether a change to api_keys reaches listeners (migrated, trigger enabled)."""
+    cur = await conn.execute(q("key_changes_announced"))
+    row = await cur.fetchone()
+    return row is not None and bool(row["announced"])
 
 
 def is_well_formed(key: str) -> bool:

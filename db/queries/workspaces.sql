@@ -30,6 +30,13 @@ SELECT k.workspace_id, k.prefix
 -- Hear of every committed change to api_keys (see ctgo_announce_api_key_change).
 LISTEN ctgo_api_keys;
 
--- name: still_connected
--- A round trip that proves the connection still reaches the server.
-SELECT 1 AS ok;
+-- name: key_changes_announced
+-- Whether changes to api_keys are announced: the trigger of migration 0006
+-- exists and is enabled. A round trip that also proves the connection lives.
+SELECT EXISTS (
+    SELECT 1
+      FROM pg_trigger
+     WHERE tgrelid = to_regclass('api_keys')
+       AND tgname = 'api_keys_announce_change'
+       AND tgenabled <> 'D'
+) AS announced;

@@ -226,6 +226,37 @@ async def test_the_listener_distrusts_the_cache_once_its_connection_dies(
             await listener
 
 
+async def test_without_the_announcing_trigger_nothing_is_trusted(
+    db_url: str, conn: Connection
+) -> None:
+    """A database missing migration 0006 (or with its trigger disabled) would
+    never announce a revocation, so the cache must not be trusted there."""
+    await conn.execute("ALTER TABLE api_keys DISABLE TRIGGER api_keys_announce_change")
+    cache = KeyCache(60)
+    seen = []
+
+    async def watch() -> bool:
+        seen.append(cache.trusted)
+        return len(seen) >= 40  # two heartbeats and more, every 50 ms
+
+    async def trusted() -> bool:
+        return cache.trusted
+
+    listener = asyncio.create_task(listen(db_url, cache))
+    try:
+        await eventually(watch)
+        await conn.execute(
+            "ALTER TABLE api_keys ENABLE TRIGGER api_keys_announce_change"
+        )
+        await eventually(trusted)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+
+    assert not any(seen)
+
+
 @pytest.fixture
 async def uncached_api(
     settings: Settings, workspace: tuple[int, str]
