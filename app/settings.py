@@ -8,6 +8,7 @@ A value that does not parse stops start-up with a
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -41,11 +42,15 @@ def _parse_networks(raw: str) -> tuple[Network, ...]:
 
 
 def _number(kind: Callable[[str], T], raw: str) -> T:
+    expected = "a whole number" if kind is int else "a number"
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
-        expected = "a whole number" if kind is int else "a number"
         raise ValueError(f"expected {expected}") from None
+    # float() reads "nan" and "inf", which no setting can mean.
+    if not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"expected {expected}, not {raw.strip()}")
+    return value
 
 
 def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:

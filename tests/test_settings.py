@@ -24,6 +24,16 @@ from app.settings import Settings
             "1.5",
             "DELIVERY_BATCH='1.5' is not valid: expected a whole number",
         ),
+        (
+            "DELIVERY_DEADLINE",
+            "nan",
+            "DELIVERY_DEADLINE='nan' is not valid: expected a number, not nan",
+        ),
+        (
+            "API_KEY_CACHE_SECONDS",
+            "inf",
+            "API_KEY_CACHE_SECONDS='inf' is not valid: expected a number, not inf",
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_it_takes(
