@@ -167,12 +167,23 @@ def _check_host(host: str, settings: Settings) -> None:
         raise TargetRefused("metadata_host", f"{host} is a cloud metadata host")
     if name == "localhost" or name.endswith(".localhost"):
         address: IPAddress | None = ipaddress.ip_address("127.0.0.1")
+        spelled_out = True
     else:
         address = parse_host(name)
+        spelled_out = address is None or address.version == 6 or name == str(address)
     if address is not None:
         reason = address_refusal(address, settings)
         if reason is not None:
             raise TargetRefused("address_not_allowed", f"targetUrl host {reason}")
+    if not spelled_out:
+        # Refused or not, every spelling is judged by its address above; an
+        # allowed one must still be written so that the delivery client
+        # (which takes dotted quads only) reaches the same address.
+        raise TargetRefused(
+            "invalid_url",
+            f"targetUrl host {host} spells an IPv4 address in a short, octal, "
+            f"hexadecimal or decimal form; write it as {address}",
+        )
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:

@@ -167,6 +167,17 @@ async def test_a_name_resolving_to_public_addresses_is_accepted(
     assert response.status_code == 201
 
 
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1"])
+async def test_an_allowed_address_must_be_a_dotted_quad(api: Api, host: str) -> None:
+    response = await api.subscribe(f"http://{host}:8080/hook")
+
+    assert response.status_code == 400
+    field = response.json()["error"]["fields"][0]
+    assert field["path"] == "$.targetUrl"
+    assert field["code"] == "invalid_url"
+    assert "write it as 127.0.0.1" in field["message"]
+
+
 async def test_allowed_networks_exempt_loopback_but_never_metadata(api: Api) -> None:
     loopback = await api.subscribe("http://127.0.0.1:8080/hook")
     metadata = await api.subscribe("http://169.254.169.254/latest/")
