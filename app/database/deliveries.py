@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from app.database import connection
-from app.database.connection import Connection
+from app.database.connection import Connection, IdlePing
 from app.database.queries import q
 from app.errors import DatabaseError
 
@@ -103,12 +103,15 @@ class Sweep:
 @asynccontextmanager
 async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPool]:
     """An open pool of ``max_size`` autocommit connections, closed on the way out."""
+    ping = IdlePing()
     pool = AsyncConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row},
         configure=_configure,
+        check=ping.check,
+        reset=ping.reset,
         open=False,
     )
     try:
