@@ -102,22 +102,26 @@ PING_IDLE_AFTER = 2.0
 
 
 class IdlePing:
-    """The ``check`` and ``reset`` callbacks of a pool that pings idle connections."""
+    """A pool's ``check`` callback: ping a connection that may have sat idle.
+
+    It keeps when each connection was last handed out: one handed out less
+    than ``idle_after`` ago has not been idle that long, and skips the round
+    trip. (Not the pool's ``reset`` callback: with one, psycopg_pool returns
+    every connection through a background task, which costs more.)
+    """
 
     def __init__(self, idle_after: float = PING_IDLE_AFTER) -> None:
         self.idle_after = idle_after
-        self._returned: weakref.WeakKeyDictionary[Any, float] = (
+        self._handed_out: weakref.WeakKeyDictionary[Any, float] = (
             weakref.WeakKeyDictionary()
         )
 
-    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Note when ``conn`` went back to the pool."""
-        self._returned[conn] = time.monotonic()
-
-    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Raise if ``conn`` is dead; only asks the server after a rest."""
-        returned = self._returned.get(conn)
-        if returned is not None and time.monotonic() - returned < self.idle_after:
+        now = time.monotonic()
+        last = self._handed_out.get(conn)
+        self._handed_out[conn] = now
+        if last is not None and now - last < self.idle_after:
             return
         await AsyncConnectionPool.check_connection(conn)
 
@@ -131,14 +135,12 @@ def make_pool(
     read) is one round trip, without a BEGIN and a COMMIT of its own. Writes
     that belong together run in :func:`transaction`.
     """
-    ping = IdlePing()
     return AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
-        check=ping.check,
-        reset=ping.reset,
+        check=IdlePing(),
         open=False,
     )
 

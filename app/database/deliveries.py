@@ -103,15 +103,13 @@ class Sweep:
 @asynccontextmanager
 async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPool]:
     """An open pool of ``max_size`` autocommit connections, closed on the way out."""
-    ping = IdlePing()
     pool = AsyncConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row},
         configure=_configure,
-        check=ping.check,
-        reset=ping.reset,
+        check=IdlePing(),
         open=False,
     )
     try:
