@@ -670,3 +670,8 @@ CREATE TRIGGER api_keys_announce_change
     AFTER UPDATE OR DELETE OR TRUNCATE ON api_keys
     FOR EACH STATEMENT
     EXECUTE FUNCTION ctgo_announce_api_key_change();
+
+-- Also when changes are applied with session_replication_role = replica
+-- (logical replication, some restore tools): a revocation is one wherever
+-- it comes from.
+ALTER TABLE api_keys ENABLE ALWAYS TRIGGER api_keys_announce_change;

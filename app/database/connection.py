@@ -7,6 +7,7 @@ need it starts it, and it keeps running for the others.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 import weakref
@@ -108,13 +109,25 @@ class IdlePing:
     than ``idle_after`` ago has not been idle that long, and skips the round
     trip. (Not the pool's ``reset`` callback: with one, psycopg_pool returns
     every connection through a background task, which costs more.)
+
+    One dead connection after a rest usually means all of them are (the
+    server restarted). psycopg_pool would try the idle ones one by one,
+    pausing longer after each, well past a request's patience; so the first
+    failed ping has the pool check all its idle connections at once, and the
+    retry finds fresh ones.
     """
 
     def __init__(self, idle_after: float = PING_IDLE_AFTER) -> None:
         self.idle_after = idle_after
+        self.pool: AsyncConnectionPool | None = None
         self._handed_out: weakref.WeakKeyDictionary[Any, float] = (
             weakref.WeakKeyDictionary()
         )
+        self._sweep: asyncio.Task[None] | None = None
+
+    def attach(self, pool: AsyncConnectionPool) -> AsyncConnectionPool:
+        self.pool = pool
+        return pool
 
     async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Raise if ``conn`` is dead; only asks the server after a rest."""
@@ -123,7 +136,18 @@ class IdlePing:
         self._handed_out[conn] = now
         if last is not None and now - last < self.idle_after:
             return
-        await AsyncConnectionPool.check_connection(conn)
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            if self.pool is not None and (self._sweep is None or self._sweep.done()):
+                self._sweep = asyncio.create_task(self.pool.check())
+                self._sweep.add_done_callback(_log_sweep_failure)
+            raise
+
+
+def _log_sweep_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("pool_check_failed", error=repr(task.exception()))
 
 
 def make_pool(
@@ -135,13 +159,16 @@ def make_pool(
     read) is one round trip, without a BEGIN and a COMMIT of its own. Writes
     that belong together run in :func:`transaction`.
     """
-    return AsyncConnectionPool(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
-        check=IdlePing(),
-        open=False,
+    ping = IdlePing()
+    return ping.attach(
+        AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            check=ping,
+            open=False,
+        )
     )
 
 

@@ -103,14 +103,17 @@ class Sweep:
 @asynccontextmanager
 async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPool]:
     """An open pool of ``max_size`` autocommit connections, closed on the way out."""
-    pool = AsyncConnectionPool(
-        url,
-        min_size=1,
-        max_size=max_size,
-        kwargs={"row_factory": dict_row},
-        configure=_configure,
-        check=IdlePing(),
-        open=False,
+    ping = IdlePing()
+    pool = ping.attach(
+        AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row},
+            configure=_configure,
+            check=ping,
+            open=False,
+        )
     )
     try:
         await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)

@@ -32,11 +32,13 @@ LISTEN ctgo_api_keys;
 
 -- name: key_changes_announced
 -- Whether changes to api_keys are announced: the trigger of migration 0006
--- exists and is enabled. A round trip that also proves the connection lives.
+-- exists and fires on ordinary sessions (enabled 'O'rigin or 'A'lways; not
+-- 'D'isabled, nor 'R'eplica only). A round trip that also proves the
+-- connection lives.
 SELECT EXISTS (
     SELECT 1
       FROM pg_trigger
      WHERE tgrelid = to_regclass('api_keys')
        AND tgname = 'api_keys_announce_change'
-       AND tgenabled <> 'D'
+       AND tgenabled IN ('O', 'A')
 ) AS announced;

@@ -177,6 +177,24 @@ async def test_a_remembered_key_stops_working_once_revoked(
     await eventually(refused, timeout=5)
 
 
+async def test_a_revocation_applied_as_a_replica_is_heard_too(
+    api: Api, db_url: str, conn: Connection
+) -> None:
+    """Logical replication applies changes with session_replication_role =
+    replica, where ordinary triggers stay silent."""
+    await eventually(lambda: remembered(api, db_url))
+
+    await conn.execute("SET session_replication_role = replica")
+    await workspaces.revoke_key(conn, api.key[: workspaces.PREFIX_LENGTH])
+    await conn.execute("RESET session_replication_role")
+
+    async def refused() -> bool:
+        response = await api.client.get("/v2/webhooks", headers=api.auth())
+        return response.status_code == 401
+
+    await eventually(refused, timeout=5)
+
+
 async def test_without_its_listener_the_api_asks_the_database(
     api: Api, db_url: str, conn: Connection
 ) -> None:
@@ -226,12 +244,16 @@ async def test_the_listener_distrusts_the_cache_once_its_connection_dies(
             await listener
 
 
+@pytest.mark.parametrize("switched_off", ["DISABLE", "ENABLE REPLICA"])
 async def test_without_the_announcing_trigger_nothing_is_trusted(
-    db_url: str, conn: Connection
+    db_url: str, conn: Connection, switched_off: str
 ) -> None:
-    """A database missing migration 0006 (or with its trigger disabled) would
-    never announce a revocation, so the cache must not be trusted there."""
-    await conn.execute("ALTER TABLE api_keys DISABLE TRIGGER api_keys_announce_change")
+    """A database missing migration 0006, or with its trigger disabled or
+    firing for replication only, would not announce a revocation: the cache
+    must not be trusted there."""
+    await conn.execute(
+        f"ALTER TABLE api_keys {switched_off} TRIGGER api_keys_announce_change"  # type: ignore[arg-type]
+    )
     cache = KeyCache(60)
     seen = []
 
@@ -246,7 +268,7 @@ async def test_without_the_announcing_trigger_nothing_is_trusted(
     try:
         await eventually(watch)
         await conn.execute(
-            "ALTER TABLE api_keys ENABLE TRIGGER api_keys_announce_change"
+            "ALTER TABLE api_keys ENABLE ALWAYS TRIGGER api_keys_announce_change"
         )
         await eventually(trusted)
     finally:
