@@ -155,6 +155,20 @@ async def remembered(api: Api, db_url: str) -> bool:
     return await answers_while_keys_are_locked(api, db_url)
 
 
+async def refused(api: Api) -> bool:
+    response = await api.client.get("/v2/webhooks", headers=api.auth())
+    return response.status_code == 401
+
+
+async def kill_listener(conn: Connection) -> None:
+    """End the API's listening connection from the server side."""
+    await conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = %s AND datname = current_database()",
+        [LISTENER_NAME],
+    )
+
+
 async def test_a_checked_key_is_remembered(api: Api, db_url: str) -> None:
     await eventually(lambda: remembered(api, db_url))
 
@@ -169,12 +183,8 @@ async def test_a_remembered_key_stops_working_once_revoked(
 
     await workspaces.revoke_key(conn, api.key[: workspaces.PREFIX_LENGTH])
 
-    async def refused() -> bool:
-        response = await api.client.get("/v2/webhooks", headers=api.auth())
-        return response.status_code == 401
-
     # Well inside API_KEY_CACHE_SECONDS (60): the announcement did it.
-    await eventually(refused, timeout=5)
+    await eventually(lambda: refused(api), timeout=5)
 
 
 async def test_a_revocation_applied_as_a_replica_is_heard_too(
@@ -188,11 +198,7 @@ async def test_a_revocation_applied_as_a_replica_is_heard_too(
     await workspaces.revoke_key(conn, api.key[: workspaces.PREFIX_LENGTH])
     await conn.execute("RESET session_replication_role")
 
-    async def refused() -> bool:
-        response = await api.client.get("/v2/webhooks", headers=api.auth())
-        return response.status_code == 401
-
-    await eventually(refused, timeout=5)
+    await eventually(lambda: refused(api), timeout=5)
 
 
 async def test_without_its_listener_the_api_asks_the_database(
@@ -200,11 +206,7 @@ async def test_without_its_listener_the_api_asks_the_database(
 ) -> None:
     await eventually(lambda: remembered(api, db_url))
 
-    await conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = %s AND datname = current_database()",
-        [LISTENER_NAME],
-    )
+    await kill_listener(conn)
 
     async def looked_up() -> bool:
         return not await answers_while_keys_are_locked(api, db_url)
@@ -229,11 +231,7 @@ async def test_the_listener_distrusts_the_cache_once_its_connection_dies(
     try:
         await eventually(trusted)
         cache.put(FIRST, 1, cache.version)
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = %s AND datname = current_database()",
-            [LISTENER_NAME],
-        )
+        await kill_listener(conn)
         # Sooner than TRUSTED_FOR: the lost connection itself did it.
         await eventually(distrusted, timeout=TRUSTED_FOR * 0.6)
         assert cache.get(FIRST) is None
