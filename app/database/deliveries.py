@@ -127,6 +127,9 @@ async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPoo
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    # Not autocommit=True in the pool's kwargs, as make_pool does: Procrastinate
+    # opens its listening connection from this pool's kwargs with an
+    # autocommit argument of its own, and the two would collide.
     await conn.set_autocommit(True)
     await conn.execute(q("relax_commit_durability"))
 

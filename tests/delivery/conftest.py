@@ -61,6 +61,16 @@ async def add_row(
     return Row(int(row["id"]), str(row["webhook_id"]), body)  # type: ignore[call-overload]
 
 
+async def add_rows(
+    conn: Connection, workspace_id: int, subscription_id: int, count: int
+) -> list[int]:
+    """The outbox ids of ``count`` rows made by :func:`add_row`."""
+    return [
+        (await add_row(conn, workspace_id, subscription_id)).outbox_id
+        for _ in range(count)
+    ]
+
+
 async def outbox_row(conn: Connection, outbox_id: int) -> dict[str, object]:
     cur = await conn.execute("SELECT * FROM outbox WHERE id = %s", [outbox_id])
     row = await cur.fetchone()

@@ -13,6 +13,7 @@ from app.delivery.attempt import Deliverer, open_deliverer
 from app.settings import Settings
 from tests.delivery.conftest import (
     add_row,
+    add_rows,
     add_subscription,
     attempts,
     outbox_row,
@@ -88,7 +89,7 @@ async def test_rows_of_a_failing_subscription_are_left_to_their_own_jobs(
         "UPDATE subscriptions SET failing_since = now() WHERE id = %s", [failing]
     )
     own = (await add_row(conn, workspace[0], healthy)).outbox_id
-    waiting = [(await add_row(conn, workspace[0], failing)).outbox_id for _ in range(2)]
+    waiting = await add_rows(conn, workspace[0], failing, 2)
     await _queue_jobs(conn, own, *waiting)
 
     assert await batching.deliver(own) == "delivered"
@@ -125,7 +126,7 @@ async def test_a_batch_takes_only_the_post_slots_that_are_free(
     batching: Deliverer,
 ) -> None:
     sub, _ = await add_subscription(conn, workspace[0], receiver.url)
-    rows = [(await add_row(conn, workspace[0], sub)).outbox_id for _ in range(6)]
+    rows = await add_rows(conn, workspace[0], sub, 6)
     receiver.default = Reply(delay=0.5)
 
     # The first job takes 3 of the 4 slots; the second finds one free.
@@ -150,7 +151,7 @@ async def test_cancelling_a_batch_releases_every_row_it_took(
     batching: Deliverer,
 ) -> None:
     sub, _ = await add_subscription(conn, workspace[0], receiver.url)
-    rows = [(await add_row(conn, workspace[0], sub)).outbox_id for _ in range(3)]
+    rows = await add_rows(conn, workspace[0], sub, 3)
     receiver.default = Reply(delay=2.0)
 
     job = asyncio.create_task(batching.deliver(rows[0]))
@@ -173,7 +174,7 @@ async def test_a_410_in_a_batch_cancels_the_subscription_rows_it_did_not_take(
     batching: Deliverer,
 ) -> None:
     sub, _ = await add_subscription(conn, workspace[0], receiver.url)
-    rows = [(await add_row(conn, workspace[0], sub)).outbox_id for _ in range(5)]
+    rows = await add_rows(conn, workspace[0], sub, 5)
     receiver.default = Reply(status=410)
 
     assert await batching.deliver(rows[0]) == "gone"

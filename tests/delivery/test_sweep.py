@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.database import deliveries
 from app.database.connection import Connection
-from tests.delivery.conftest import add_row, add_subscription, waiting_jobs
+from tests.delivery.conftest import add_row, add_rows, add_subscription, waiting_jobs
 
 
 async def _fetch_next(conn: Connection) -> int:
@@ -22,7 +22,7 @@ async def test_rows_without_a_job_are_queued_ahead_of_the_backlog(
     conn: Connection, workspace: tuple[int, str]
 ) -> None:
     sub, _ = await add_subscription(conn, workspace[0], "https://a.example/")
-    backlog = [(await add_row(conn, workspace[0], sub)).outbox_id for _ in range(3)]
+    backlog = await add_rows(conn, workspace[0], sub, 3)
     await conn.execute("SELECT ctgo_enqueue_deliveries(%s)", [backlog])
     jobless = (await add_row(conn, workspace[0], sub)).outbox_id
     lost = (await add_row(conn, workspace[0], sub)).outbox_id
