@@ -15,6 +15,7 @@ IPv4 literals are read the way ``inet_aton`` and browsers read them, so
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -150,15 +151,32 @@ def check_url(url: str, settings: Settings) -> SplitResult:
         raise TargetRefused("fragment_in_url", "targetUrl must not contain a #fragment")
     if port == 0:
         raise TargetRefused("invalid_url", "targetUrl has port 0")
-    _check_host(parts.hostname, settings)
+    if not url.isprintable():
+        raise TargetRefused(
+            "invalid_url", "targetUrl must not contain control characters"
+        )
+    _check_authority(parts.scheme, parts.netloc, parts.hostname, settings)
+    return parts
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_authority(scheme: str, netloc: str, host: str, settings: Settings) -> None:
+    """Check a URL's host, and that the delivery client reads its authority.
+
+    Cached for authorities that pass (a refusal raises, and is not cached):
+    most subscriptions of a service point at a few hosts. httpx's reading
+    of a URL of printable characters can fail only on its scheme and
+    authority (the host's address or IDNA 2008 name, the port), so checking
+    ``scheme://netloc/`` once stands for every path and query under it.
+    """
+    _check_host(host, settings)
     try:
         # The delivery client must read the URL the same way (IDNA 2008 names).
-        httpx.URL(url)
+        httpx.URL(f"{scheme}://{netloc}/")
     except httpx.InvalidURL as exc:
         raise TargetRefused(
             "invalid_url", f"targetUrl cannot be used for delivery: {exc}"
         ) from exc
-    return parts
 
 
 def _check_host(host: str, settings: Settings) -> None:

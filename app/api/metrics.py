@@ -62,13 +62,23 @@ REQUEST_SECONDS = Histogram(
 )
 
 
+# The counter and histogram of each (method, route, status) seen, found with
+# one dict lookup: labels() checks and locks on every call. Bounded as the
+# series are: few methods, the app's route templates, the status codes.
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(scope: HTTPScope, status: int, seconds: float) -> None:
     """Count and time one answered request."""
     method = scope["method"] if scope["method"] in METHODS else "other"
     route = scope.get("path_template") or UNMATCHED
-    labels = (method, route, str(status))
-    REQUESTS.labels(*labels).inc()
-    REQUEST_SECONDS.labels(*labels).observe(seconds)
+    series = _series.get((method, route, status))
+    if series is None:
+        labels = (method, route, str(status))
+        series = (REQUESTS.labels(*labels), REQUEST_SECONDS.labels(*labels))
+        _series[method, route, status] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 @get("/metrics", include_in_schema=False)

@@ -191,7 +191,8 @@ class Health(msgspec.Struct):
 def _check_url_characters(url: str) -> None:
     # urlsplit silently drops tabs and newlines and strips leading blanks, so
     # the host it checks could differ from the one a client would connect to.
-    if not all(char.isprintable() and not char.isspace() for char in url):
+    # A printable character that is a space can only be " " itself.
+    if not url.isprintable() or " " in url:
         raise TargetRefused(
             "invalid_url", "targetUrl must not contain spaces or control characters"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.database import workspaces
 from app.database.connection import Connection
 from tests.api.conftest import Api
 
@@ -77,3 +78,20 @@ async def test_health_and_schema_need_no_key(api: Api) -> None:
         response = await api.client.get(path)
 
         assert response.status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    ("key", "well_formed"),
+    [
+        ("ctgo_" + "aZ09-_" * 6, True),
+        ("ctgo_" + "a" * 31, False),
+        ("ctgo_" + "a" * 42 + "\u0663", False),  # a digit, but not an ASCII one
+        ("ctgo_" + "a" * 42 + "\n", False),
+        ("CTGO_" + "a" * 43, False),
+        ("xctgo_" + "a" * 43, False),
+    ],
+)
+def test_key_shape_is_the_prefix_and_32_or_more_url_safe_characters(
+    key: str, well_formed: bool
+) -> None:
+    assert workspaces.is_well_formed(key) is well_formed

@@ -184,3 +184,40 @@ async def test_allowed_networks_exempt_loopback_but_never_metadata(api: Api) -> 
 
     assert loopback.status_code == 201
     assert metadata.status_code == 400
+
+
+def test_a_host_that_passed_once_is_still_judged_on_the_rest_of_each_url(
+    settings: Settings,
+) -> None:
+    # Host verdicts are remembered; what follows the host is checked anew.
+    targets.check_url("http://127.0.0.1:8080/first", settings)
+
+    refused = [
+        "http://127.0.0.1:8080/hook\x01",
+        "http://127.0.0.1:8080/hook#part",
+        "http://user@127.0.0.1:8080/hook",
+        "http://127.0.0.1:8080/" + "a" * 2048,
+    ]
+    codes = []
+    for url in refused:
+        with pytest.raises(targets.TargetRefused) as caught:
+            targets.check_url(url, settings)
+        codes.append(caught.value.code)
+
+    assert codes == [
+        "invalid_url",
+        "fragment_in_url",
+        "credentials_in_url",
+        "url_too_long",
+    ]
+
+
+def test_a_host_remembered_under_one_allow_list_is_judged_again_under_another(
+    settings: Settings, strict: Settings
+) -> None:
+    targets.check_url("http://127.0.0.1:8080/hook", settings)
+
+    with pytest.raises(targets.TargetRefused) as caught:
+        targets.check_url("https://127.0.0.1:8080/hook", strict)
+
+    assert caught.value.code == "address_not_allowed"
