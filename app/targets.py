@@ -55,8 +55,12 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_host(host: str) -> IPAddress | None:
-    """The IP address a URL host spells, in any accepted spelling, or None."""
+    """The IP address a URL host spells, in any accepted spelling, or None.
+
+    Remembered: every subscribe and delivery asks, mostly about few hosts.
+    """
     bare = host.strip("[]")
     try:
         return ipaddress.ip_address(bare)

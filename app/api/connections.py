@@ -9,20 +9,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
-from litestar.di import NamedDependency
-from litestar.params import SkipValidation
+from litestar.connection import ASGIConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from app.database.connection import Connection
 from app.errors import DatabaseError
 
-# How handlers ask for the pool; it is ours, so Litestar need not validate it.
-Pool = NamedDependency[SkipValidation[AsyncConnectionPool]]
-
 # Seconds a request waits for a free connection before it gets a 503.
 ACQUIRE_TIMEOUT = 5.0
+
+
+def pool_of(request: ASGIConnection[Any, Any, Any, Any]) -> AsyncConnectionPool:
+    """The application's pool, which its lifespan opened.
+
+    Read from the app's state rather than injected as a dependency: with
+    one to resolve, Litestar adds a step to every request that costs more
+    than the lookup.
+    """
+    pool: AsyncConnectionPool = request.app.state.pool
+    return pool
 
 
 @asynccontextmanager

@@ -7,12 +7,14 @@ applied. Not ready is a 503 with the reason.
 
 from __future__ import annotations
 
-from litestar import Response, get
+from typing import Any
+
+from litestar import Request, Response, get
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from psycopg_pool import AsyncConnectionPool
 
-from app.api.connections import Pool, pooled
+from app.api.connections import pool_of, pooled
 from app.api.schemas import Health
 from app.database import migrations
 from app.errors import DatabaseError, MigrationError
@@ -36,9 +38,9 @@ async def live() -> Health:
         )
     },
 )
-async def ready(pool: Pool) -> Response[Health]:
+async def ready(request: Request[Any, Any, Any]) -> Response[Health]:
     """The database answers and its schema is up to date (503 otherwise)."""
-    reason = await _not_ready_reason(pool)
+    reason = await _not_ready_reason(pool_of(request))
     if reason is None:
         return Response(Health(status="ready"), status_code=HTTP_200_OK)
     return Response(

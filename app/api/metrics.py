@@ -16,9 +16,10 @@ served.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.types import HTTPScope
 from prometheus_client import (
     GC_COLLECTOR,
@@ -33,7 +34,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.api.connections import Pool, pooled
+from app.api.connections import pool_of, pooled
 from app.database import monitoring, workers
 from app.database.monitoring import Figures
 from app.errors import DatabaseError
@@ -82,10 +83,10 @@ def observe_request(scope: HTTPScope, status: int, seconds: float) -> None:
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(pool: Pool) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """This process's metrics and the service's figures, in Prometheus text."""
     try:
-        async with pooled(pool) as conn:
+        async with pooled(pool_of(request)) as conn:
             figures: Figures | None = await monitoring.read_figures(conn)
     except DatabaseError as exc:
         logger.warning("metrics_database_unavailable", error=str(exc))

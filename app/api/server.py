@@ -21,8 +21,6 @@ import structlog
 import uvicorn
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import (
@@ -33,7 +31,6 @@ from litestar.types import (
     Scope,
     Send,
 )
-from psycopg_pool import AsyncConnectionPool
 
 from app import __version__
 from app.api import health, metrics
@@ -67,15 +64,12 @@ def create_app(settings: Settings) -> Litestar:
     v2 = Router(
         path="/v2",
         route_handlers=[WebhooksController],
-        middleware=[DefineMiddleware(BearerKey)],
+        middleware=[BearerKey],
         security=[{"BearerKey": []}],
     )
     return Api(
         route_handlers=[health.live, health.ready, metrics.metrics, v2],
         lifespan=[_database_lifespan(settings)],
-        # One dependency only: Litestar resolves two or more in a task group
-        # of their own, on every request. Handlers read settings from state.
-        dependencies={"pool": Provide(_pool, sync_to_thread=False)},
         state=State({"settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi(),
@@ -151,11 +145,6 @@ def _sigterm_ends_cleanly() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _pool(state: State) -> AsyncConnectionPool:
-    pool: AsyncConnectionPool = state.pool
-    return pool
 
 
 def _database_lifespan(

@@ -15,10 +15,11 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from psycopg_pool import AsyncConnectionPool
 
 from app import filters
 from app.api.bodies import StrictJSON
-from app.api.connections import Pool, pooled, transaction
+from app.api.connections import pool_of, pooled, transaction
 from app.api.error_responses import documented
 from app.api.request_log import note
 from app.api.schemas import (
@@ -66,7 +67,6 @@ class WebhooksController(Controller):
         self,
         request: WorkspaceRequest,
         data: JSONBody[SubscribeRequest],
-        pool: Pool,
     ) -> Response[Subscription]:
         """Create a subscription, or update the filter of this URL's subscription.
 
@@ -79,7 +79,7 @@ class WebhooksController(Controller):
         await check_url_resolved(data.target_url, settings)
         filter_config = data.filter_config or filters.FilterConfig()
 
-        async with pooled(pool) as conn:
+        async with pooled(pool_of(request)) as conn:
             result = await subscriptions.subscribe(
                 conn, request.user, data.target_url, filter_config
             )
@@ -104,10 +104,10 @@ class WebhooksController(Controller):
         summary="Unsubscribe by id (body)",
     )
     async def unsubscribe(
-        self, request: WorkspaceRequest, data: JSONBody[UnsubscribeRequest], pool: Pool
+        self, request: WorkspaceRequest, data: JSONBody[UnsubscribeRequest]
     ) -> UnsubscribeResult:
         """Stop deliveries to a subscription; repeating it answers 200 again."""
-        return await _unsubscribe(pool, request.user, data.id)
+        return await _unsubscribe(pool_of(request), request.user, data.id)
 
     @delete(
         "/{subscription_id:int}",
@@ -116,17 +116,15 @@ class WebhooksController(Controller):
         summary="Unsubscribe by id (path)",
     )
     async def delete(
-        self, request: WorkspaceRequest, subscription_id: FromPath[int], pool: Pool
+        self, request: WorkspaceRequest, subscription_id: FromPath[int]
     ) -> UnsubscribeResult:
         """Same as POST /v2/webhooks/unsubscribe, for clients that send DELETE."""
-        return await _unsubscribe(pool, request.user, subscription_id)
+        return await _unsubscribe(pool_of(request), request.user, subscription_id)
 
     @get("/", responses=documented(401, 503), summary="List subscriptions")
-    async def list_subscriptions(
-        self, request: WorkspaceRequest, pool: Pool
-    ) -> list[Subscription]:
+    async def list_subscriptions(self, request: WorkspaceRequest) -> list[Subscription]:
         """This workspace's subscriptions that are not unsubscribed."""
-        async with transaction(pool) as conn:
+        async with transaction(pool_of(request)) as conn:
             rows = await subscriptions.list_live(conn, request.user)
         return [Subscription.from_row(row) for row in rows]
 
@@ -136,10 +134,10 @@ class WebhooksController(Controller):
         summary="Show one subscription",
     )
     async def show(
-        self, request: WorkspaceRequest, subscription_id: FromPath[int], pool: Pool
+        self, request: WorkspaceRequest, subscription_id: FromPath[int]
     ) -> Subscription:
         """One subscription of this workspace, whatever its state."""
-        async with transaction(pool) as conn:
+        async with transaction(pool_of(request)) as conn:
             row = await subscriptions.get(conn, request.user, subscription_id)
         return Subscription.from_row(row)
 
@@ -158,7 +156,6 @@ class WebhooksController(Controller):
     async def sample(
         self,
         request: WorkspaceRequest,
-        pool: Pool,
         stream_id: Annotated[str | None, _filter("streamId", "A campaign")] = None,
         account_id: Annotated[
             str | None, _filter("accountId", "A tracked social account")
@@ -182,7 +179,7 @@ class WebhooksController(Controller):
         # (unknown, removed and repeated names included) read the raw query.
         filter_config = filters.parse_query(request.query_params.multi_items())
 
-        async with transaction(pool) as conn:
+        async with transaction(pool_of(request)) as conn:
             leads = await subscriptions.sample_leads(
                 conn, request.user, filter_config, SAMPLE_SIZE
             )
@@ -196,7 +193,7 @@ class WebhooksController(Controller):
 
 
 async def _unsubscribe(
-    pool: Pool, workspace_id: int, subscription_id: int
+    pool: AsyncConnectionPool, workspace_id: int, subscription_id: int
 ) -> UnsubscribeResult:
     async with transaction(pool) as conn:
         result = await subscriptions.unsubscribe(conn, workspace_id, subscription_id)
