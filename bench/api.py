@@ -25,7 +25,7 @@ from bench.postgres import Server
 
 READY_TIMEOUT = 30.0
 CONCURRENCY = 16
-ROUNDS = 3
+ROUNDS = 5
 
 
 @dataclass(frozen=True, slots=True)

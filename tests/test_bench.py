@@ -32,6 +32,7 @@ FIGURES = {
     "delivery_rows",
     "delivery_body_kib",
     "delivery_concurrency",
+    "delivery_rounds",
     "worker1_posts_s",
     "worker1_leads_s",
     "worker2_posts_s",
