@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
@@ -40,6 +41,7 @@ from app.api.key_cache import KeyCache, listen
 from app.api.request_log import log_request
 from app.api.webhooks import WebhooksController
 from app.database.connection import database_url, make_pool
+from app.errors import ConfigError
 from app.settings import Settings
 
 logger = structlog.get_logger(__name__)
@@ -125,10 +127,31 @@ async def serve(settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
     )
+    listening = _listen(settings.host, settings.port)
     logger.info("api_starting", host=settings.host, port=settings.port)
     with _sigterm_ends_cleanly():
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=[listening])
     logger.info("api_stopped")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to HOST:PORT for uvicorn; ConfigError if it cannot be.
+
+    Bound here rather than by uvicorn, which would end the process with its
+    own exit status 3 (ours for a failed database) and a bare log line.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise ConfigError(
+            f"the API cannot listen on {host}:{port} ({exc.strerror}); if another "
+            "process uses that port, stop it or set PORT to a free one"
+        ) from exc
+    return listening
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -136,6 +137,23 @@ async def test_the_api_finishes_a_request_in_flight_then_exits_0(
             await api.wait()
 
     assert "api_stopped" in logged_events(log)
+
+
+async def test_the_api_on_a_port_in_use_exits_2_saying_to_set_port(
+    db_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "api.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        api = await start("api", db_url, log, PORT=str(port))
+
+        code = await exit_code(api)
+
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
+    assert "set PORT to a free one" in log.read_text()
 
 
 async def test_the_worker_takes_no_new_job_after_sigterm_and_exits_0(
