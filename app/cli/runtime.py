@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
 
 from app.cli.output import Context, add_json_flag, emit
 from app.database import workspaces
-from app.database.connection import database_url
+from app.database.connection import Connection, database_url
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,42 +60,70 @@ async def run_worker(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def run_dev_credentials(args: argparse.Namespace, ctx: Context) -> int:
-    """Reuse the key saved in --file while it still works, else make a new one.
+    """Reuse the key saved in --file for this database, else make a new one.
 
-    The key is kept in a local file so a second ``scripts/serve`` can show it
-    again; this is for development databases only.
+    The file keeps one workspace and key per database (the embedded one,
+    or each DATABASE_URL's server and database), so a run on another
+    database leaves the first one's key in place for the next run there.
+    This is for development databases only: the keys are in plain text.
     """
     saved = _read(args.file)
+    known: dict[str, Any] = saved.setdefault("databases", {})
+    database = _database_identity(ctx)
+    mine = known.get(database)
     async with ctx.connection() as conn:
-        key = saved.get("key")
-        live = key is not None and (
-            await workspaces.authenticate(conn, workspaces.hash_key(key)) is not None
-        )
-        if not live:
-            workspace = await workspaces.create_workspace(conn, "development")
-            new = await workspaces.create_key(conn, int(str(workspace["id"])))
-            await conn.commit()
-            saved = {"workspace_id": str(new.workspace_id), "key": new.key}
+        if not isinstance(mine, dict) or not await _works(conn, mine.get("key")):
+            if await _works(conn, saved.get("key")):
+                # A file from before keys were kept per database.
+                mine = {
+                    "workspace_id": saved.pop("workspace_id", "?"),
+                    "key": saved.pop("key"),
+                }
+            else:
+                workspace = await workspaces.create_workspace(conn, "development")
+                new = await workspaces.create_key(conn, int(str(workspace["id"])))
+                await conn.commit()
+                mine = {"workspace_id": str(new.workspace_id), "key": new.key}
+            known[database] = mine
             args.file.parent.mkdir(parents=True, exist_ok=True)
             args.file.touch(mode=0o600)
-            args.file.write_text(json.dumps(saved))
+            args.file.write_text(json.dumps(saved, indent=2))
     url = f"http://{ctx.settings.host}:{ctx.settings.port}"
     emit(
         ctx,
-        {**saved, "api_url": url, "database": _where(ctx)},
-        f"development workspace: {saved['workspace_id']}\n"
-        f"development API key:   {saved['key']}\n"
+        {**mine, "api_url": url, "database": _where(ctx)},
+        f"development workspace: {mine['workspace_id']}\n"
+        f"development API key:   {mine['key']}\n"
         f"API:                   {url}",
     )
     return 0
 
 
-def _read(path: Path) -> dict[str, str]:
+async def _works(conn: Connection, key: object) -> bool:
+    if not isinstance(key, str) or not workspaces.is_well_formed(key):
+        return False
+    return await workspaces.authenticate(conn, workspaces.hash_key(key)) is not None
+
+
+def _database_identity(ctx: Context) -> str:
+    """Which database the credentials belong to, without any password."""
+    if not ctx.settings.database_url:
+        return f"embedded:{(ctx.settings.data_dir / 'pgdata').resolve()}"
+    info = conninfo_to_dict(ctx.settings.database_url)
+    parts = (
+        f"{name}={info.get(name, '')}" for name in ("host", "port", "dbname", "user")
+    )
+    return " ".join(parts)
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict) or not isinstance(data.get("databases", {}), dict):
+        return {}
+    return data
 
 
 def _where(ctx: Context) -> str:
