@@ -159,28 +159,56 @@ def check_url(url: str, settings: Settings) -> SplitResult:
         raise TargetRefused(
             "invalid_url", "targetUrl must not contain control characters"
         )
-    _check_authority(parts.scheme, parts.netloc, parts.hostname, settings)
+    delivery_host(parts, settings)
     return parts
 
 
+def delivery_host(parts: SplitResult, settings: Settings) -> str:
+    """The host of a URL as the delivery client will send it, checked.
+
+    IDNA turns some names into other hosts (``127\u30020.0.2``, with an
+    ideographic full stop, is the address 127.0.0.2), so the host is judged
+    both as written and as the client will read it.
+    """
+    return _check_authority(
+        parts.scheme, parts.netloc, parts.hostname or "", parts.port, settings
+    )
+
+
 @functools.lru_cache(maxsize=1024)
-def _check_authority(scheme: str, netloc: str, host: str, settings: Settings) -> None:
-    """Check a URL's host, and that the delivery client reads its authority.
+def _check_authority(
+    scheme: str, netloc: str, host: str, port: int | None, settings: Settings
+) -> str:
+    """Check a URL's host and that the delivery client reads its authority alike.
 
     Cached for authorities that pass (a refusal raises, and is not cached):
     most subscriptions of a service point at a few hosts. httpx's reading
     of a URL of printable characters can fail only on its scheme and
-    authority (the host's address or IDNA 2008 name, the port), so checking
+    authority (the host's address or IDNA 2008 name, the port), so reading
     ``scheme://netloc/`` once stands for every path and query under it.
     """
+    if "%" in host:
+        raise TargetRefused(
+            "invalid_url", "targetUrl host must not name an IPv6 zone (%...)"
+        )
     _check_host(host, settings)
     try:
-        # The delivery client must read the URL the same way (IDNA 2008 names).
-        httpx.URL(f"{scheme}://{netloc}/")
+        read = httpx.URL(f"{scheme}://{netloc}/")
     except httpx.InvalidURL as exc:
         raise TargetRefused(
             "invalid_url", f"targetUrl cannot be used for delivery: {exc}"
         ) from exc
+    default = 443 if scheme == "https" else 80
+    if (read.port or default) != (port or default):
+        raise TargetRefused(
+            "invalid_url",
+            "targetUrl's port is unclear (text between the host and the port); "
+            "write the authority as host:port or [address]:port",
+        )
+    sent = read.raw_host.decode("ascii")
+    if sent != host:
+        _check_host(sent, settings)
+    return sent
 
 
 def _check_host(host: str, settings: Settings) -> None:
@@ -221,7 +249,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 async def check_url_resolved(url: str, settings: Settings) -> SplitResult:
     """:func:`check_url`, then refuse if the host resolves to a refused address."""
     parts = check_url(url, settings)
-    host = parts.hostname or ""
+    host = delivery_host(parts, settings)
     if parse_host(host) is not None:
         return parts
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -75,6 +75,12 @@ REFUSED = [
     (f"https://{PUBLIC}/ho ok", "invalid_url"),
     (f"https://127.0.0.1\t.{PUBLIC}.nip.io/hook", "invalid_url"),
     (f"https://{PUBLIC}/hook\n", "invalid_url"),
+    # a zone id, and a port urlsplit and httpx would read differently
+    (f"https://[::ffff:{PUBLIC}%25eth0]/hook", "invalid_url"),
+    (f"https://[::ffff:{PUBLIC}]8443/hook", "invalid_url"),
+    # a private address behind dots IDNA turns into "."
+    ("https://10\uff0e0\uff0e0\uff0e5/hook", "address_not_allowed"),
+    ("https://169\u3002254\u3002169\u3002254/latest", "address_not_allowed"),
     # a name only the older IDNA rules read (as "localhost"); the delivery
     # client refuses it, so subscribing must too
     (

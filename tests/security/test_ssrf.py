@@ -55,6 +55,10 @@ HOSTS = [
     "017700000001",
     "127.000.000.001",
     "127.0.0.1.",
+    # dots IDNA turns into "." (ideographic, full-width, half-width full stops)
+    "127\u30020.0.1",
+    "127\uff0e0\uff0e0\uff0e1",
+    "127\uff610\uff610\uff611",
     # the unspecified address: connecting to it reaches this machine
     "0.0.0.0",  # noqa: S104 - refused, never bound
     "0",
