@@ -18,6 +18,14 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from app.database.connection import Connection
 from app.errors import DatabaseError
 
+# What a database older than the code raises: the API may be up before
+# `ctgo-webhooks migrate` has run, and is then unavailable, not broken.
+_NOT_MIGRATED = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.UndefinedColumn,
+)
+
 # Seconds a request waits for a free connection before it gets a 503.
 ACQUIRE_TIMEOUT = 5.0
 
@@ -41,6 +49,11 @@ async def pooled(pool: AsyncConnectionPool) -> AsyncIterator[Connection]:
             yield conn  # type: ignore[misc]
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseError(f"the database is unavailable: {exc}") from exc
+    except _NOT_MIGRATED as exc:
+        raise DatabaseError(
+            f"the database lacks this version's schema ({exc}); "
+            "run ctgo-webhooks migrate"
+        ) from exc
 
 
 @asynccontextmanager

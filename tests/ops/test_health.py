@@ -60,6 +60,23 @@ async def test_ready_is_503_naming_the_migration_a_database_lacks(
     assert "0003_operations" in ready.json()["reason"]
 
 
+async def test_requests_on_a_database_not_yet_migrated_are_503_not_500(
+    empty_db_url: str, settings: Settings
+) -> None:
+    # The API may start before `ctgo-webhooks migrate` has run.
+    key = "ctgo_" + "k" * 43
+    async with (
+        running_api(replace(settings, database_url=empty_db_url)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        listing = await client.get(
+            "/v2/webhooks", headers={"Authorization": f"Bearer {key}"}
+        )
+
+    assert listing.status_code == 503
+    assert listing.json()["error"]["code"] == "service_unavailable"
+
+
 async def test_worker_health_fails_when_no_worker_started_on_this_host(
     health: Health,
 ) -> None:
