@@ -141,7 +141,10 @@ def _listen(host: str, port: int) -> socket.socket:
     own exit status 3 (ours for a failed database) and a bare log line.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named outright: asyncio turns Nagle's algorithm off only on
+    # connections whose socket says TCP, and with it on, every response
+    # waited for the client's delayed ACK (subscribe fell to a fifth).
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind((host, port))
