@@ -73,6 +73,17 @@ def _not_negative(kind: Callable[[str], T]) -> Callable[[str], T]:
     return parse
 
 
+def _port(allow_zero: bool) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = _number(int, raw)
+        lowest = 0 if allow_zero else 1
+        if not lowest <= value <= 65535:
+            raise ValueError(f"expected a port number from {lowest} to 65535")
+        return value
+
+    return parse
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -115,7 +126,7 @@ class Settings:
         "Address the API and the worker's metrics listen on",
         ("api", "worker"),
     )
-    port: int = _setting(8000, _positive(int), "Port the API listens on", ("api",))
+    port: int = _setting(8000, _port(False), "Port the API listens on", ("api",))
     log_format: str = _setting(
         "auto",
         _choice("auto", "json", "console"),
@@ -220,7 +231,7 @@ class Settings:
     )
     worker_metrics_port: int = _setting(
         0,
-        _not_negative(int),
+        _port(True),
         "Port of the worker's Prometheus /metrics on HOST; 0 serves none",
         ("worker",),
     )

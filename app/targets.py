@@ -48,7 +48,19 @@ METADATA_ADDRESSES = frozenset(
         "169.254.169.253",  # AWS DNS resolver
         "100.100.100.200",  # Alibaba Cloud
         "192.0.0.192",  # Oracle Cloud (classic)
+        "168.63.129.16",  # Azure WireServer (platform agent)
+        "169.254.170.23",  # AWS EKS Pod Identity credentials
+        "169.254.0.23",  # Tencent Cloud
         "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::23",  # AWS EKS Pod Identity over IPv6
+    )
+)
+# Not covered by the ipaddress module of every supported Python.
+_ALSO_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "fec0::/10",  # deprecated site-local
+        "3fff::/20",  # documentation (2024)
     )
 )
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -95,7 +107,20 @@ def address_refusal(address: IPAddress, settings: Settings) -> str | None:
     inner = _embedded_ipv4(address)
     if inner is not None:
         reason = address_refusal(inner, settings)
-        return None if reason is None else f"{reason} (inside {address})"
+        if reason is not None:
+            return f"{reason} (inside {address})"
+        if (
+            isinstance(address, ipaddress.IPv6Address)
+            and address.ipv4_mapped is None
+            and _covered(inner, settings.allowed_target_networks)
+            and not _covered(address, settings.allowed_target_networks)
+        ):
+            # NAT64 and 6to4 go through a gateway, not to the exempt network.
+            return (
+                f"{address} is refused ({inner} is exempt only as an IPv4 "
+                "address, not through NAT64 or 6to4)"
+            )
+        return None
     if address in METADATA_ADDRESSES:
         return f"{address} is refused (cloud metadata address)"
     if _covered(address, settings.allowed_target_networks):
@@ -113,6 +138,7 @@ def address_refusal(address: IPAddress, settings: Settings) -> str | None:
         ),
         (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        (_covered(address, _ALSO_NOT_PUBLIC), "not public"),
         (not address.is_global, "not public"),
     )
     for refused, kind in checks:
@@ -199,7 +225,8 @@ def _check_authority(
             "invalid_url", f"targetUrl cannot be used for delivery: {exc}"
         ) from exc
     default = 443 if scheme == "https" else 80
-    if (read.port or default) != (port or default):
+    written = default if port is None else port
+    if (default if read.port is None else read.port) != written:
         raise TargetRefused(
             "invalid_url",
             "targetUrl's port is unclear (text between the host and the port); "

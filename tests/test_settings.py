@@ -12,7 +12,18 @@ from app.settings import Settings
     ("name", "raw", "expected"),
     [
         ("PORT", "abc", "PORT='abc' is not valid: expected a whole number"),
-        ("PORT", "0", "PORT='0' is not valid: expected a number above zero"),
+        ("PORT", "0", "PORT='0' is not valid: expected a port number from 1 to 65535"),
+        (
+            "PORT",
+            "70000",
+            "PORT='70000' is not valid: expected a port number from 1 to 65535",
+        ),
+        (
+            "WORKER_METRICS_PORT",
+            "65536",
+            "WORKER_METRICS_PORT='65536' is not valid: "
+            "expected a port number from 0 to 65535",
+        ),
         ("RETRY_WINDOW", "soon", "RETRY_WINDOW='soon' is not valid: expected a number"),
         (
             "AUTO_DISABLE_AFTER",

@@ -47,6 +47,8 @@ from app.settings import Settings
 logger = structlog.get_logger(__name__)
 
 MAX_REQUEST_BODY = 64 * 1024
+# Connections waiting to be accepted (uvicorn's default).
+LISTEN_BACKLOG = 2048
 
 
 class Api(Litestar):
@@ -148,6 +150,9 @@ def _listen(host: str, port: int) -> socket.socket:
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind((host, port))
+        # Listening at once holds the port: another API binding it meanwhile
+        # fails here, with this message, not later in uvicorn.
+        listening.listen(LISTEN_BACKLOG)
     except OSError as exc:
         listening.close()
         raise ConfigError(

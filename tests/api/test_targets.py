@@ -78,6 +78,13 @@ REFUSED = [
     # a zone id, and a port urlsplit and httpx would read differently
     (f"https://[::ffff:{PUBLIC}%25eth0]/hook", "invalid_url"),
     (f"https://[::ffff:{PUBLIC}]8443/hook", "invalid_url"),
+    (f"https://[::ffff:{PUBLIC}]0/hook", "invalid_url"),
+    ("https://[2600::1]-0/hook", "invalid_url"),
+    # outside the ipaddress module's tables, or a cloud platform's endpoints
+    ("https://[fec0::1]/hook", "address_not_allowed"),
+    ("https://[3fff::1]/hook", "address_not_allowed"),
+    ("https://168.63.129.16/hook", "address_not_allowed"),
+    ("https://169.254.170.23/hook", "address_not_allowed"),
     # a private address behind dots IDNA turns into "."
     ("https://10\uff0e0\uff0e0\uff0e5/hook", "address_not_allowed"),
     ("https://169\u3002254\u3002169\u3002254/latest", "address_not_allowed"),
@@ -227,3 +234,13 @@ def test_a_host_remembered_under_one_allow_list_is_judged_again_under_another(
         targets.check_url("https://127.0.0.1:8080/hook", strict)
 
     assert caught.value.code == "address_not_allowed"
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::7f00:1]", "[2002:7f00:1::1]"])
+async def test_an_exempt_network_is_not_reached_through_nat64_or_6to4(
+    api: Api, host: str
+) -> None:
+    response = await api.subscribe(f"http://{host}:8080/hook")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"][0]["code"] == "address_not_allowed"
