@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict
+import psycopg
 
 from app.cli.output import Context, add_json_flag, emit
 from app.database import workspaces
 from app.database.connection import Connection, database_url
+from app.errors import ConfigError, DatabaseError
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,68 +63,92 @@ async def run_worker(args: argparse.Namespace, ctx: Context) -> int:
 async def run_dev_credentials(args: argparse.Namespace, ctx: Context) -> int:
     """Reuse the key saved in --file for this database, else make a new one.
 
-    The file keeps one workspace and key per database (the embedded one,
-    or each DATABASE_URL's server and database), so a run on another
-    database leaves the first one's key in place for the next run there.
-    This is for development databases only: the keys are in plain text.
+    The file keeps one key per database (told apart by the server, port,
+    database and user the connection reached), so a run on another database
+    leaves the first one's key in place for the next run there. The
+    workspace shown is the one the key belongs to. A new workspace is
+    committed only once the file holds its key. For development databases
+    only: the keys are in plain text.
     """
     saved = _read(args.file)
-    known: dict[str, Any] = saved.setdefault("databases", {})
-    database = _database_identity(ctx)
-    mine = known.get(database)
+    known = saved.get("databases")
+    if not isinstance(known, dict):
+        known = saved["databases"] = {}
     async with ctx.connection() as conn:
-        if not isinstance(mine, dict) or not await _works(conn, mine.get("key")):
-            if await _works(conn, saved.get("key")):
-                # A file from before keys were kept per database.
-                mine = {
-                    "workspace_id": saved.pop("workspace_id", "?"),
-                    "key": saved.pop("key"),
-                }
-            else:
-                workspace = await workspaces.create_workspace(conn, "development")
-                new = await workspaces.create_key(conn, int(str(workspace["id"])))
+        try:
+            database = _database_identity(conn)
+            entry = known.get(database)
+            key = entry.get("key") if isinstance(entry, dict) else None
+            workspace_id = await _workspace_of(conn, key)
+            if workspace_id is None:
+                key, workspace_id = await _legacy_or_new_key(conn, saved)
+                known[database] = {"workspace_id": str(workspace_id), "key": key}
+                _write(args.file, saved)
                 await conn.commit()
-                mine = {"workspace_id": str(new.workspace_id), "key": new.key}
-            known[database] = mine
-            args.file.parent.mkdir(parents=True, exist_ok=True)
-            args.file.touch(mode=0o600)
-            args.file.write_text(json.dumps(saved, indent=2))
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            raise DatabaseError(f"the database lacks our tables: {exc}") from exc
     url = f"http://{ctx.settings.host}:{ctx.settings.port}"
     emit(
         ctx,
-        {**mine, "api_url": url, "database": _where(ctx)},
-        f"development workspace: {mine['workspace_id']}\n"
-        f"development API key:   {mine['key']}\n"
+        {
+            "workspace_id": str(workspace_id),
+            "key": key,
+            "api_url": url,
+            "database": _where(ctx),
+        },
+        f"development workspace: {workspace_id}\n"
+        f"development API key:   {key}\n"
         f"API:                   {url}",
     )
     return 0
 
 
-async def _works(conn: Connection, key: object) -> bool:
+async def _legacy_or_new_key(
+    conn: Connection, saved: dict[str, Any]
+) -> tuple[str, int]:
+    """The key of a file from before keys were kept per database, if it works
+    here (it leaves the file's top level), else a new workspace and key."""
+    legacy = saved.get("key")
+    workspace_id = await _workspace_of(conn, legacy)
+    if workspace_id is not None and isinstance(legacy, str):
+        saved.pop("key")
+        saved.pop("workspace_id", None)
+        return legacy, workspace_id
+    workspace = await workspaces.create_workspace(conn, "development")
+    new = await workspaces.create_key(conn, int(str(workspace["id"])))
+    return new.key, new.workspace_id
+
+
+async def _workspace_of(conn: Connection, key: object) -> int | None:
+    """The workspace a saved key belongs to, if it is one of ours and live."""
     if not isinstance(key, str) or not workspaces.is_well_formed(key):
-        return False
-    return await workspaces.authenticate(conn, workspaces.hash_key(key)) is not None
+        return None
+    return await workspaces.authenticate(conn, workspaces.hash_key(key))
 
 
-def _database_identity(ctx: Context) -> str:
-    """Which database the credentials belong to, without any password."""
-    if not ctx.settings.database_url:
-        return f"embedded:{(ctx.settings.data_dir / 'pgdata').resolve()}"
-    info = conninfo_to_dict(ctx.settings.database_url)
-    parts = (
-        f"{name}={info.get(name, '')}" for name in ("host", "port", "dbname", "user")
-    )
-    return " ".join(parts)
+def _database_identity(conn: Connection) -> str:
+    """The database a connection reached, without any password."""
+    info = conn.info
+    return f"host={info.host} port={info.port} dbname={info.dbname} user={info.user}"
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get("databases", {}), dict):
-        return {}
-    return data
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Path, saved: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(saved, indent=2))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path} ({exc.strerror}); give --file a path you can write"
+        ) from exc
 
 
 def _where(ctx: Context) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from app.database.connection import Connection
+from tests.api.conftest import count
 from tests.conftest import Cli, clone_database, drop_database
 
 
@@ -66,3 +68,57 @@ async def test_a_key_saved_before_keys_were_kept_per_database_is_reused(
 
     assert (again["workspace_id"], again["key"]) == (made["workspace_id"], made["key"])
     assert "key" not in json.loads(saved.read_text())
+
+
+async def test_the_workspace_shown_is_the_keys_own_whatever_the_file_says(
+    cli: Cli, tmp_path: Path
+) -> None:
+    saved = tmp_path / "dev-credentials.json"
+    made = (await cli("dev-credentials", "--file", str(saved), "--json")).json()
+    document = json.loads(saved.read_text())
+    [entry] = document["databases"].values()
+    entry["workspace_id"] = "999"
+    saved.write_text(json.dumps(document))
+
+    shown = (await cli("dev-credentials", "--file", str(saved), "--json")).json()
+
+    assert (shown["workspace_id"], shown["key"]) == (made["workspace_id"], made["key"])
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[" * 100_000 + "]" * 100_000, '{"databases": null}', '{"databases": {"x": 1}}'],
+)
+async def test_an_unreadable_file_gets_a_new_key_without_a_traceback(
+    cli: Cli, tmp_path: Path, content: str
+) -> None:
+    saved = tmp_path / "dev-credentials.json"
+    saved.write_text(content)
+
+    ran = await cli("dev-credentials", "--file", str(saved), "--json")
+
+    assert ran.code == 0, ran.err
+    assert ran.json()["key"].startswith("ctgo_")
+
+
+async def test_a_file_that_cannot_be_written_is_exit_2_and_creates_no_workspace(
+    cli: Cli, tmp_path: Path, conn: Connection
+) -> None:
+    before = await count(conn, "SELECT count(*) FROM workspaces")
+
+    ran = await cli("dev-credentials", "--file", str(tmp_path))
+
+    assert ran.code == 2
+    assert f"cannot write {tmp_path}" in ran.err
+    assert await count(conn, "SELECT count(*) FROM workspaces") == before
+
+
+async def test_a_database_not_migrated_is_exit_3_saying_to_migrate(
+    cli: Cli, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+
+    ran = await cli("dev-credentials", "--file", str(tmp_path / "dev.json"))
+
+    assert ran.code == 3
+    assert "ctgo-webhooks migrate" in ran.err
