@@ -20,6 +20,7 @@ import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, cast
 
 import aiohttp
@@ -85,11 +86,25 @@ class CheckedResolver(AbstractResolver):
         return address_refusal(address, self._settings)
 
 
+class _Refusing(CookieJar):
+    """A cookie jar nothing can be put in."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
 class _NoCookies(httpx.Cookies):
-    """A cookie jar that stays empty: what a receiver sets is not even read."""
+    """Cookies that stay empty: what a receiver sets is not even read."""
+
+    def __init__(self) -> None:
+        super().__init__(_Refusing())
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
+
+
+# Shared by every client: it holds nothing and cannot be made to.
+_NO_COOKIES = _NoCookies()
 
 
 class _CookielessClient(httpx.AsyncClient):
@@ -103,7 +118,7 @@ class _CookielessClient(httpx.AsyncClient):
 
     @property
     def cookies(self) -> httpx.Cookies:
-        return _NoCookies()
+        return _NO_COOKIES
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:

@@ -135,6 +135,17 @@ async def test_cookies_set_by_one_receiver_are_never_sent_back(
     assert all("Cookie" not in r.headers for r in receiver.received)
 
 
+async def test_the_client_has_nowhere_to_keep_a_cookie_even_by_hand(
+    fast: Settings, receiver: Receiver
+) -> None:
+    async with open_client(fast) as client:
+        client.cookies.set("session", "abc", domain="127.0.0.1")
+        await send(client, receiver.url, HEADERS, BODY, fast)
+
+        assert not client.cookies
+    assert "Cookie" not in receiver.received[0].headers
+
+
 async def test_only_the_head_of_a_large_answer_is_kept(
     fast: Settings, receiver: Receiver
 ) -> None:
