@@ -152,6 +152,16 @@ def check_url(url: str, settings: Settings) -> SplitResult:
 
     Names are not resolved here; :func:`check_url_resolved` does that.
     """
+    return _checked(url, settings)[0]
+
+
+def _checked(url: str, settings: Settings) -> tuple[SplitResult, str]:
+    """:func:`check_url`'s work: the URL split, and its host as it will be sent.
+
+    IDNA turns some names into other hosts (``127\u30020.0.2``, with an
+    ideographic full stop, is the address 127.0.0.2), so the host is judged
+    both as written and as the delivery client will send it.
+    """
     if len(url) > MAX_URL_LENGTH:
         raise TargetRefused(
             "url_too_long", f"targetUrl is longer than {MAX_URL_LENGTH} characters"
@@ -185,20 +195,8 @@ def check_url(url: str, settings: Settings) -> SplitResult:
         raise TargetRefused(
             "invalid_url", "targetUrl must not contain control characters"
         )
-    delivery_host(parts, settings)
-    return parts
-
-
-def delivery_host(parts: SplitResult, settings: Settings) -> str:
-    """The host of a URL as the delivery client will send it, checked.
-
-    IDNA turns some names into other hosts (``127\u30020.0.2``, with an
-    ideographic full stop, is the address 127.0.0.2), so the host is judged
-    both as written and as the client will read it.
-    """
-    return _check_authority(
-        parts.scheme, parts.netloc, parts.hostname or "", parts.port, settings
-    )
+    sent = _check_authority(parts.scheme, parts.netloc, parts.hostname, port, settings)
+    return parts, sent
 
 
 @functools.lru_cache(maxsize=1024)
@@ -275,8 +273,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 async def check_url_resolved(url: str, settings: Settings) -> SplitResult:
     """:func:`check_url`, then refuse if the host resolves to a refused address."""
-    parts = check_url(url, settings)
-    host = delivery_host(parts, settings)
+    parts, host = _checked(url, settings)
     if parse_host(host) is not None:
         return parts
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -9,7 +9,6 @@ workspace's subscription answers exactly like one that does not exist.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
@@ -76,7 +75,7 @@ class WebhooksController(Controller):
         are released.
         """
         settings: Settings = request.app.state.settings
-        await check_url_resolved(data.target_url, settings)
+        target = await check_url_resolved(data.target_url, settings)
         filter_config = data.filter_config or filters.FilterConfig()
 
         async with pooled(pool_of(request)) as conn:
@@ -87,7 +86,7 @@ class WebhooksController(Controller):
         note(
             subscription_id=result.row["id"],
             outcome="created" if result.created else "updated",
-            target_host=urlsplit(data.target_url).hostname,
+            target_host=target.hostname,
             released=result.released,
         )
         return Response(

@@ -125,10 +125,6 @@ class IdlePing:
         )
         self._sweep: asyncio.Task[None] | None = None
 
-    def attach(self, pool: AsyncConnectionPool) -> AsyncConnectionPool:
-        self.pool = pool
-        return pool
-
     async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Raise if ``conn`` is dead; only asks the server after a rest."""
         now = time.monotonic()
@@ -159,17 +155,20 @@ def make_pool(
     read) is one round trip, without a BEGIN and a COMMIT of its own. Writes
     that belong together run in :func:`transaction`.
     """
-    ping = IdlePing()
-    return ping.attach(
-        AsyncConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            check=ping,
-            open=False,
-        )
+    return pinged_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "autocommit": True},
     )
+
+
+def pinged_pool(url: str, **options: Any) -> AsyncConnectionPool:
+    """A closed psycopg pool whose connections are checked by :class:`IdlePing`."""
+    ping = IdlePing()
+    pool = AsyncConnectionPool(url, check=ping, open=False, **options)
+    ping.pool = pool
+    return pool
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from app.database import connection
-from app.database.connection import Connection, IdlePing
+from app.database.connection import Connection
 from app.database.queries import q
 from app.errors import DatabaseError
 
@@ -103,17 +103,12 @@ class Sweep:
 @asynccontextmanager
 async def open_pool(url: str, max_size: int) -> AsyncIterator[AsyncConnectionPool]:
     """An open pool of ``max_size`` autocommit connections, closed on the way out."""
-    ping = IdlePing()
-    pool = ping.attach(
-        AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_size,
-            kwargs={"row_factory": dict_row},
-            configure=_configure,
-            check=ping,
-            open=False,
-        )
+    pool = connection.pinged_pool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        configure=_configure,
     )
     try:
         await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
